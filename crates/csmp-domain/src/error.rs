@@ -1,0 +1,103 @@
+//! Errors a command can fail with, each with the way a caller should handle it.
+
+use crate::types::TicketStatus;
+
+/// What kind of failure a [`DomainError`] is; the gRPC layer maps each kind to one status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The command itself is malformed. Do not retry unchanged (`INVALID_ARGUMENT`).
+    InvalidInput,
+    /// The ticket does not exist for this tenant. Do not retry (`NOT_FOUND`).
+    NotFound,
+    /// The ticket is in a state that does not allow the command (`FAILED_PRECONDITION`).
+    WrongState,
+    /// The actor may not do this, for example a refund approval by an agent
+    /// (`PERMISSION_DENIED`).
+    NotPermitted,
+}
+
+/// A command rejected by the ticket's rules. Nothing was recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DomainError {
+    /// A field is missing, malformed or out of range; `field` names it as the API spells it.
+    #[error("invalid {field}: {reason}")]
+    InvalidField { field: &'static str, reason: String },
+    /// A text field is longer than its documented limit.
+    #[error("{field} is {len} characters long, the limit is {max}")]
+    TooLong { field: &'static str, len: usize, max: usize },
+    /// No ticket with this id exists for the tenant.
+    #[error("ticket not found")]
+    TicketNotFound,
+    /// An open command named a ticket id that already has events.
+    #[error("ticket already exists")]
+    TicketExists,
+    /// The command is not allowed while the ticket is in `status`.
+    #[error("cannot {action} a ticket that is {status}")]
+    InvalidTransition { action: &'static str, status: TicketStatus },
+    /// The ticket has already had its first agent response.
+    #[error("ticket is already acknowledged")]
+    AlreadyAcknowledged,
+    /// The command would change nothing (same agent, same priority).
+    #[error("{what} is already {value}")]
+    NoChange { what: &'static str, value: String },
+    /// Escalation only moves up, one or more tiers, and never past tier 3.
+    #[error("cannot escalate from {from} to {to}: escalation only moves to a higher tier")]
+    EscalationNotUpward { from: String, to: String },
+    /// Feedback was already given for the current resolution.
+    #[error("feedback was already given for this resolution")]
+    FeedbackAlreadyGiven,
+    /// The refund id is already used on this ticket.
+    #[error("refund {0} already exists on this ticket")]
+    RefundExists(String),
+    /// No refund with this id is waiting for approval on this ticket.
+    #[error("no refund {0} awaits approval on this ticket")]
+    RefundNotPending(String),
+    /// The actor's role may not issue this command.
+    #[error("{role} may not {action}")]
+    RoleNotAllowed { role: String, action: &'static str },
+    /// Only a lead approves or rejects a refund above an agent's limit.
+    #[error("approving a refund of {amount} needs a lead; {role} may approve up to {limit}")]
+    ApprovalNeedsLead { role: String, amount: String, limit: String },
+    /// The request id was already used on this ticket for a different command.
+    #[error("request_id was already used on this ticket for {0}")]
+    RequestIdReused(String),
+}
+
+impl DomainError {
+    /// The kind of failure, which decides the gRPC status and whether a retry can help.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            DomainError::InvalidField { .. }
+            | DomainError::TooLong { .. }
+            | DomainError::RequestIdReused(_) => ErrorKind::InvalidInput,
+            DomainError::TicketNotFound => ErrorKind::NotFound,
+            DomainError::RoleNotAllowed { .. } | DomainError::ApprovalNeedsLead { .. } => {
+                ErrorKind::NotPermitted
+            }
+            DomainError::TicketExists
+            | DomainError::InvalidTransition { .. }
+            | DomainError::AlreadyAcknowledged
+            | DomainError::NoChange { .. }
+            | DomainError::EscalationNotUpward { .. }
+            | DomainError::FeedbackAlreadyGiven
+            | DomainError::RefundExists(_)
+            | DomainError::RefundNotPending(_) => ErrorKind::WrongState,
+        }
+    }
+
+    /// The request field at fault, for `InvalidInput` errors.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            DomainError::InvalidField { field, .. } | DomainError::TooLong { field, .. } => {
+                Some(field)
+            }
+            DomainError::RequestIdReused(_) => Some("request_id"),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        DomainError::InvalidField { field, reason: reason.into() }
+    }
+}

@@ -1,0 +1,251 @@
+//! Events: what happened to a ticket, in the envelope every event is stored and published in.
+//!
+//! Events are immutable facts. Each has a type name (`ticket.opened`, ...), a schema version and a
+//! JSON payload; the envelope adds who, when, for which tenant and ticket, the per-ticket version
+//! and the ids that tie it to the command that caused it. `docs/events.md` describes every type.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::ids::{AgentId, CustomerId, RefundId, TenantId, TicketId};
+use crate::money::Money;
+use crate::types::{Actor, Channel, CustomerTier, Priority, SupportTier};
+
+/// The schema version written with every event type today.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What happened. The serialized form is `{"event_type": "...", "payload": {...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event_type", content = "payload")]
+pub enum EventPayload {
+    #[serde(rename = "ticket.opened")]
+    Opened(Opened),
+    #[serde(rename = "ticket.acknowledged")]
+    Acknowledged(Acknowledged),
+    #[serde(rename = "ticket.assigned")]
+    Assigned(Assigned),
+    #[serde(rename = "ticket.priority_changed")]
+    PriorityChanged(PriorityChanged),
+    #[serde(rename = "ticket.escalated")]
+    Escalated(Escalated),
+    #[serde(rename = "ticket.customer_asked")]
+    CustomerAsked(CustomerAsked),
+    #[serde(rename = "ticket.customer_replied")]
+    CustomerReplied(CustomerReplied),
+    #[serde(rename = "ticket.resolved")]
+    Resolved(Resolved),
+    #[serde(rename = "ticket.reopened")]
+    Reopened(Reopened),
+    #[serde(rename = "ticket.closed")]
+    Closed(Closed),
+    #[serde(rename = "refund.issued")]
+    RefundIssued(RefundIssued),
+    #[serde(rename = "refund.requested")]
+    RefundRequested(RefundRequested),
+    #[serde(rename = "refund.approved")]
+    RefundApproved(RefundApproved),
+    #[serde(rename = "refund.rejected")]
+    RefundRejected(RefundRejected),
+    #[serde(rename = "feedback.given")]
+    FeedbackGiven(FeedbackGiven),
+}
+
+/// A ticket was opened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Opened {
+    pub customer_id: CustomerId,
+    pub customer_tier: CustomerTier,
+    pub channel: Channel,
+    pub category: String,
+    pub priority: Priority,
+    pub subject: String,
+    pub description: String,
+    pub product: String,
+    pub is_complaint: bool,
+}
+
+/// The first agent response: ends the first-response clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledged {
+    pub agent_id: AgentId,
+}
+
+/// The ticket was given to an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assigned {
+    pub agent_id: AgentId,
+    pub previous: Option<AgentId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriorityChanged {
+    pub from: Priority,
+    pub to: Priority,
+    pub reason: String,
+}
+
+/// The ticket moved to a higher support tier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Escalated {
+    pub from: SupportTier,
+    pub to: SupportTier,
+    pub reason: String,
+}
+
+/// An agent asked the customer; the ticket waits on the customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerAsked {
+    pub question: String,
+}
+
+/// The customer answered; the ticket is back with support.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomerReplied {
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolved {
+    pub resolution_summary: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reopened {
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closed {}
+
+/// A refund within the actor's limit: issued at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundIssued {
+    pub refund_id: RefundId,
+    pub amount: Money,
+    pub reason: String,
+}
+
+/// A refund above the actor's limit: it waits for a lead's approval and is not issued yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRequested {
+    pub refund_id: RefundId,
+    pub amount: Money,
+    pub reason: String,
+    /// The requesting actor's limit in the refund's currency, for the approver's context.
+    pub actor_limit_minor: i64,
+}
+
+/// A lead approved a requested refund; from now on it counts as issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundApproved {
+    pub refund_id: RefundId,
+    pub amount: Money,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRejected {
+    pub refund_id: RefundId,
+    pub amount: Money,
+    pub reason: String,
+}
+
+/// The customer rated the resolution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedbackGiven {
+    /// Customer satisfaction, 1 to 5.
+    pub csat: u8,
+    /// Net promoter score answer, 0 to 10.
+    pub nps: Option<u8>,
+    pub comment: Option<String>,
+    /// Which resolution of the ticket this rates (1 for the first).
+    pub resolution_cycle: u32,
+}
+
+impl EventPayload {
+    /// The event type name, as in the `event_type` field and the `Csmp-Event-Type` header.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            EventPayload::Opened(_) => "ticket.opened",
+            EventPayload::Acknowledged(_) => "ticket.acknowledged",
+            EventPayload::Assigned(_) => "ticket.assigned",
+            EventPayload::PriorityChanged(_) => "ticket.priority_changed",
+            EventPayload::Escalated(_) => "ticket.escalated",
+            EventPayload::CustomerAsked(_) => "ticket.customer_asked",
+            EventPayload::CustomerReplied(_) => "ticket.customer_replied",
+            EventPayload::Resolved(_) => "ticket.resolved",
+            EventPayload::Reopened(_) => "ticket.reopened",
+            EventPayload::Closed(_) => "ticket.closed",
+            EventPayload::RefundIssued(_) => "refund.issued",
+            EventPayload::RefundRequested(_) => "refund.requested",
+            EventPayload::RefundApproved(_) => "refund.approved",
+            EventPayload::RefundRejected(_) => "refund.rejected",
+            EventPayload::FeedbackGiven(_) => "feedback.given",
+        }
+    }
+}
+
+/// Every event type name, for documentation checks and consumer filters.
+pub const EVENT_TYPES: &[&str] = &[
+    "ticket.opened",
+    "ticket.acknowledged",
+    "ticket.assigned",
+    "ticket.priority_changed",
+    "ticket.escalated",
+    "ticket.customer_asked",
+    "ticket.customer_replied",
+    "ticket.resolved",
+    "ticket.reopened",
+    "ticket.closed",
+    "refund.issued",
+    "refund.requested",
+    "refund.approved",
+    "refund.rejected",
+    "feedback.given",
+];
+
+/// An event with everything needed to store, route and audit it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventEnvelope {
+    /// UUID v7: unique, and ordered by creation time.
+    pub event_id: Uuid,
+    pub schema_version: u32,
+    pub tenant: TenantId,
+    pub ticket_id: TicketId,
+    /// 1 for the ticket's first event, then one more per event, with no gaps.
+    pub version: u64,
+    /// When it happened. Only the importer may give a time in the past; `None` means the source
+    /// of a historical event does not know (the ticket export has no opening times).
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// When the command service accepted it.
+    pub recorded_at: DateTime<Utc>,
+    pub actor: Actor,
+    /// Ties together every event of one business flow; the request id when the caller gives none.
+    pub correlation_id: String,
+    /// The event or request that caused this one, when the caller names it.
+    pub causation_id: Option<String>,
+    /// The idempotency key of the command that produced this event.
+    pub request_id: String,
+    #[serde(flatten)]
+    pub payload: EventPayload,
+}
+
+impl EventEnvelope {
+    pub fn event_type(&self) -> &'static str {
+        self.payload.event_type()
+    }
+
+    /// The time the event counts at: when it happened, or when recorded if that is all we know.
+    /// Durations must not use this for events whose `occurred_at` is unknown.
+    pub fn effective_time(&self) -> DateTime<Utc> {
+        self.occurred_at.unwrap_or(self.recorded_at)
+    }
+}
+
+/// An event as read back from the stream, with its position there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    /// The stream sequence: a position that increases across all tickets and tenants.
+    pub stream_seq: u64,
+    pub envelope: EventEnvelope,
+}

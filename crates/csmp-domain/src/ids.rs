@@ -1,0 +1,158 @@
+//! Validated identifiers.
+//!
+//! A tenant id becomes a token of a NATS subject and part of every read-model key, so it is
+//! restricted to lowercase ASCII letters, digits, `-` and `_`. Customer, agent and refund ids are
+//! opaque to us but bounded and printable.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::DomainError;
+
+/// Longest tenant id accepted.
+pub const MAX_TENANT_LEN: usize = 64;
+/// Longest customer, agent or refund id accepted.
+pub const MAX_ID_LEN: usize = 128;
+
+/// The client organisation a ticket belongs to; a key everywhere.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TenantId(String);
+
+impl TenantId {
+    /// Checks `raw` against the tenant id rules: 1 to 64 characters of `a-z`, `0-9`, `-`, `_`,
+    /// starting with a letter or digit.
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        if raw.is_empty() {
+            return Err(DomainError::invalid("tenant", "must not be empty"));
+        }
+        if raw.len() > MAX_TENANT_LEN {
+            return Err(DomainError::TooLong {
+                field: "tenant",
+                len: raw.chars().count(),
+                max: MAX_TENANT_LEN,
+            });
+        }
+        let valid_char =
+            |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+        if !raw.chars().all(valid_char) || raw.starts_with(['-', '_']) {
+            return Err(DomainError::invalid(
+                "tenant",
+                format!("{raw:?} must be lowercase letters, digits, '-' or '_'"),
+            ));
+        }
+        Ok(TenantId(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TenantId {
+    type Error = DomainError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        TenantId::parse(&value)
+    }
+}
+
+impl From<TenantId> for String {
+    fn from(value: TenantId) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A ticket's id: a UUID, chosen by the caller or derived from the open command's request id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TicketId(pub Uuid);
+
+/// Namespace for ticket ids derived from a tenant and an open command's request id.
+const TICKET_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6c1f_3f3e_8a4b_4d52_9a0e_5b7c_2d1e_0f39);
+
+impl TicketId {
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        Uuid::parse_str(raw)
+            .map(TicketId)
+            .map_err(|e| DomainError::invalid("ticket_id", format!("{raw:?} is not a UUID: {e}")))
+    }
+
+    /// The ticket id an open command gets when the caller names none: the same tenant and request
+    /// id always give the same ticket, so a retried open lands on the ticket it opened first.
+    pub fn for_request(tenant: &TenantId, request_id: &str) -> Self {
+        let name = format!("{}/{}", tenant.as_str(), request_id);
+        TicketId(Uuid::new_v5(&TICKET_ID_NAMESPACE, name.as_bytes()))
+    }
+}
+
+impl fmt::Display for TicketId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// Checks an opaque id: non-empty after trimming, at most [`MAX_ID_LEN`] characters, no control
+/// characters.
+pub fn check_opaque_id(field: &'static str, raw: &str) -> Result<(), DomainError> {
+    if raw.trim().is_empty() {
+        return Err(DomainError::invalid(field, "must not be empty"));
+    }
+    let len = raw.chars().count();
+    if len > MAX_ID_LEN {
+        return Err(DomainError::TooLong { field, len, max: MAX_ID_LEN });
+    }
+    if raw.chars().any(char::is_control) {
+        return Err(DomainError::invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+macro_rules! opaque_id {
+    ($(#[$doc:meta])* $name:ident, $field:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(raw: &str) -> Result<Self, DomainError> {
+                check_opaque_id($field, raw)?;
+                Ok($name(raw.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+opaque_id!(
+    /// The customer who raised the ticket; their history spans tickets.
+    CustomerId,
+    "customer_id"
+);
+opaque_id!(
+    /// A support agent or lead.
+    AgentId,
+    "agent_id"
+);
+opaque_id!(
+    /// A refund on a ticket, chosen by the caller; approval and rejection name it.
+    RefundId,
+    "refund_id"
+);
