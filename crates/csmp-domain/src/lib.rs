@@ -7,6 +7,7 @@
 //! [`CommandContext`]; nothing here reads a clock or touches the network.
 //!
 //! Layout:
+//! - [`clock`]: the injected present;
 //! - [`ids`]: validated identifiers (tenant, ticket, customer, agent, refund);
 //! - [`types`]: tiers, channels, priorities, roles and statuses;
 //! - [`money`]: amounts in minor units with ISO 4217 currencies;
@@ -16,6 +17,7 @@
 //! - [`sla`]: first-response and resolution targets by priority and customer tier;
 //! - [`error`]: the typed errors a command can fail with.
 
+pub mod clock;
 pub mod command;
 pub mod error;
 pub mod event;
@@ -25,6 +27,7 @@ pub mod sla;
 pub mod ticket;
 pub mod types;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::{Command, CommandContext, RefundLimits};
 pub use error::{DomainError, ErrorKind};
 pub use event::{EventEnvelope, EventPayload, RecordedEvent};
