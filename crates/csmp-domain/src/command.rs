@@ -62,6 +62,7 @@ pub enum Command {
     Reopen {
         reason: String,
     },
+    /// Refused while a refund waits for a lead's approval.
     Close,
     /// Issued at once within the actor's limit, otherwise requested for a lead's approval.
     Refund {

@@ -26,7 +26,8 @@ pub enum DomainError {
     /// A text field is longer than its documented limit.
     #[error("{field} is {len} characters long, the limit is {max}")]
     TooLong { field: &'static str, len: usize, max: usize },
-    /// No ticket with this id exists for the tenant.
+    /// No ticket with this id exists for the tenant; a customer gets this for another
+    /// customer's ticket too.
     #[error("ticket not found")]
     TicketNotFound,
     /// An open command named a ticket id that already has events.
@@ -53,6 +54,10 @@ pub enum DomainError {
     /// No refund with this id is waiting for approval on this ticket.
     #[error("no refund {0} awaits approval on this ticket")]
     RefundNotPending(String),
+    /// The ticket cannot close while this refund waits for a lead (`FAILED_PRECONDITION`); retry
+    /// once the refund is approved or rejected.
+    #[error("refund {0} awaits a lead's approval; approve or reject it before closing")]
+    RefundAwaitingApproval(String),
     /// The actor's role may not issue this command.
     #[error("{role} may not {action}")]
     RoleNotAllowed { role: String, action: &'static str },
@@ -82,7 +87,8 @@ impl DomainError {
             | DomainError::EscalationNotUpward { .. }
             | DomainError::FeedbackAlreadyGiven
             | DomainError::RefundExists(_)
-            | DomainError::RefundNotPending(_) => ErrorKind::WrongState,
+            | DomainError::RefundNotPending(_)
+            | DomainError::RefundAwaitingApproval(_) => ErrorKind::WrongState,
         }
     }
 

@@ -28,12 +28,11 @@ impl TenantId {
         if raw.is_empty() {
             return Err(DomainError::invalid("tenant", "must not be empty"));
         }
-        if raw.len() > MAX_TENANT_LEN {
-            return Err(DomainError::TooLong {
-                field: "tenant",
-                len: raw.chars().count(),
-                max: MAX_TENANT_LEN,
-            });
+        // Counted in characters, as the error reports it; a byte count would call a tenant of
+        // 33 two-byte letters "33 characters long" yet over a limit of 64.
+        let len = raw.chars().count();
+        if len > MAX_TENANT_LEN {
+            return Err(DomainError::TooLong { field: "tenant", len, max: MAX_TENANT_LEN });
         }
         let valid_char =
             |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';

@@ -1,6 +1,8 @@
 //! SLA targets by priority and customer tier, on wall-clock time.
 //!
-//! The defaults are documented in `docs/sla.md`. A tenant may replace the whole table.
+//! The defaults are documented in `docs/sla.md`. A tenant may replace the whole table. Targets
+//! serialize as whole seconds (`{"first_response": 900, "resolution": 14400}`), the form the
+//! projectors store per tenant.
 
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
@@ -10,7 +12,9 @@ use crate::types::{CustomerTier, Priority};
 /// The two promises made for a ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlaTargets {
+    #[serde(with = "whole_seconds")]
     pub first_response: Duration,
+    #[serde(with = "whole_seconds")]
     pub resolution: Duration,
 }
 
@@ -61,5 +65,40 @@ impl Default for SlaPolicy {
             ],
             at_risk_percent: 75,
         }
+    }
+}
+
+/// A duration as a whole number of seconds; fractions of a second are dropped when writing.
+mod whole_seconds {
+    use chrono::Duration;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i64(value.num_seconds())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let seconds = i64::deserialize(deserializer)?;
+        Duration::try_seconds(seconds)
+            .ok_or_else(|| serde::de::Error::custom(format!("{seconds} seconds is out of range")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_serialize_as_whole_seconds() {
+        let policy = SlaPolicy::default();
+
+        let json = serde_json::to_value(&policy).unwrap();
+
+        let critical_enterprise = &json["targets"][3][0];
+        assert_eq!(critical_enterprise["first_response"], 900);
+        assert_eq!(critical_enterprise["resolution"], 14_400);
+        assert_eq!(json["at_risk_percent"], 75);
+        let back: SlaPolicy = serde_json::from_value(json).unwrap();
+        assert_eq!(back, policy);
     }
 }

@@ -154,6 +154,12 @@ impl Ticket {
             return Err(DomainError::TicketExists);
         }
         check_open(open)?;
+        if ctx.actor.role == Role::Customer && open.customer_id.as_str() != ctx.actor.id {
+            return Err(DomainError::invalid(
+                "customer_id",
+                "a customer may open tickets only for themselves",
+            ));
+        }
         Ok(EventPayload::Opened(event::Opened {
             customer_id: open.customer_id.clone(),
             customer_tier: open.customer_tier,
@@ -174,6 +180,13 @@ impl Ticket {
     ) -> Result<EventPayload, DomainError> {
         let role = ctx.actor.role;
         let action = command.action();
+        // Another customer's ticket is answered as if it did not exist, so that its existence
+        // does not leak.
+        if role == Role::Customer
+            && self.opening.as_ref().is_some_and(|o| o.customer_id.as_str() != ctx.actor.id)
+        {
+            return Err(DomainError::TicketNotFound);
+        }
         let staff_only = || {
             if role.is_staff() {
                 Ok(())
@@ -197,6 +210,11 @@ impl Ticket {
         match command {
             Command::Open(_) => unreachable!("open is decided before"),
             Command::Acknowledge => {
+                // An automated reply is not a first response: letting the system acknowledge
+                // would stop the first-response clock without anyone having looked.
+                if role == Role::System {
+                    return Err(DomainError::RoleNotAllowed { role: role.to_string(), action });
+                }
                 staff_only()?;
                 if !in_progress {
                     return Err(wrong_state());
@@ -302,6 +320,13 @@ impl Ticket {
                 if self.status != TicketStatus::Resolved {
                     return Err(wrong_state());
                 }
+                // A closed ticket takes no refund decision, so a request left waiting would never
+                // be approved nor rejected.
+                if let Some((refund_id, _)) =
+                    self.refunds.iter().find(|(_, r)| r.status == RefundStatus::AwaitingApproval)
+                {
+                    return Err(DomainError::RefundAwaitingApproval(refund_id.to_string()));
+                }
                 Ok(EventPayload::Closed(event::Closed {}))
             }
             Command::Refund { refund_id, amount, reason } => {
@@ -318,6 +343,24 @@ impl Ticket {
                 }
                 if self.refunds.contains_key(refund_id) {
                     return Err(DomainError::RefundExists(refund_id.to_string()));
+                }
+                // Issued and waiting refunds together must fit the per-currency total, or
+                // applying the events would overflow it.
+                let committed: i128 = self
+                    .refunds
+                    .values()
+                    .filter(|r| r.amount.currency == amount.currency)
+                    .filter(|r| r.status != RefundStatus::Rejected)
+                    .map(|r| i128::from(r.amount.amount_minor))
+                    .sum();
+                if committed + i128::from(amount.amount_minor) > i128::from(i64::MAX) {
+                    return Err(DomainError::invalid(
+                        "amount_minor",
+                        format!(
+                            "{} would take the ticket's refunds in {} past the largest total",
+                            amount.amount_minor, amount.currency
+                        ),
+                    ));
                 }
                 match ctx.refund_limits.limit(role, amount.currency) {
                     Some(limit) if amount.amount_minor > limit => {
@@ -361,6 +404,9 @@ impl Ticket {
                         amount: amount.to_string(),
                         limit: describe_limit(&ctx.refund_limits, role, amount.currency),
                     });
+                }
+                if self.status == TicketStatus::Closed {
+                    return Err(wrong_state());
                 }
                 Ok(EventPayload::RefundRejected(event::RefundRejected {
                     refund_id: refund_id.clone(),
