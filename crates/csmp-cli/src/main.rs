@@ -1,0 +1,143 @@
+//! `csmp`: the support backend's one binary. Each service runs as its own process through a
+//! subcommand; `csmp run` is the main job that starts them all and puts them to work.
+
+mod report;
+mod run;
+mod services;
+
+mod shift;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use csmp_eventstore::EventStoreConfig;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "csmp", version, about = "Event-sourced support ticketing backend")]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Commands,
+}
+
+/// Where the event stream and the read models live; shared by every subcommand.
+#[derive(Args, Clone, Debug)]
+pub struct GlobalArgs {
+    /// NATS server with JetStream.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222", global = true)]
+    pub nats_url: String,
+    /// PostgreSQL server of the read models.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432",
+        global = true
+    )]
+    pub database_url: String,
+    /// JetStream stream holding every event.
+    #[arg(long, env = "CSMP_STREAM", default_value = "CSMP_EVENTS", global = true)]
+    pub stream: String,
+    /// First token of every event subject.
+    #[arg(long, env = "CSMP_SUBJECT_PREFIX", default_value = "csmp", global = true)]
+    pub subject_prefix: String,
+}
+
+impl GlobalArgs {
+    pub fn store(&self) -> EventStoreConfig {
+        EventStoreConfig {
+            stream: self.stream.clone(),
+            subject_prefix: self.subject_prefix.clone(),
+            ..EventStoreConfig::default()
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run the command gRPC service.
+    CommandService {
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: SocketAddr,
+        /// JSON file with per-tenant settings (refund limits); see docs/configuration.md.
+        #[arg(long)]
+        tenant_settings: Option<PathBuf>,
+    },
+    /// Run one projector: queues, sla or feedback.
+    Projector {
+        kind: String,
+        #[arg(long, default_value_t = 500)]
+        batch_size: usize,
+    },
+    /// Run the query gRPC service.
+    QueryService {
+        #[arg(long, default_value = "127.0.0.1:50052")]
+        listen: SocketAddr,
+    },
+    /// Import a ticket export through the command API.
+    Import(run::ImportArgs),
+    /// Run a live shift of support work on a tenant through the command API.
+    Shift(run::ShiftArgs),
+    /// Set a tenant's SLA targets to the defaults divided by a factor (for demos and drills).
+    SlaPolicy {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value_t = 1)]
+        scale_down: i32,
+    },
+    /// Print the report of one or more tenants from the query API.
+    Report {
+        #[arg(long, default_value = "http://127.0.0.1:50052")]
+        query_url: String,
+        #[arg(long, required = true)]
+        tenant: Vec<String>,
+    },
+    /// The main job: start every service, import the export, run a live shift, print the report.
+    Run(run::RunArgs),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,tokio_postgres=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match dispatch(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let global = cli.global;
+    match cli.command {
+        Commands::CommandService { listen, tenant_settings } => {
+            services::command_service(&global, listen, tenant_settings).await
+        }
+        Commands::Projector { kind, batch_size } => {
+            services::projector(&global, &kind, batch_size).await
+        }
+        Commands::QueryService { listen } => services::query_service(&global, listen).await,
+        Commands::Import(args) => run::import(&args).await.map(|_| ()),
+        Commands::Shift(args) => run::shift(&args).await.map(|_| ()),
+        Commands::SlaPolicy { tenant, scale_down } => {
+            services::set_sla_policy(&global, &tenant, scale_down).await
+        }
+        Commands::Report { query_url, tenant } => {
+            let text = run::report(&query_url, &tenant, None, Duration::from_secs(60)).await?;
+            println!("{text}");
+            Ok(())
+        }
+        Commands::Run(args) => run::main_job(&global, args).await,
+    }
+}
