@@ -1,0 +1,101 @@
+//! The projector's errors, each with the way a caller handles it.
+
+use std::error::Error as StdError;
+
+use csmp_eventstore::StreamSetupError;
+
+/// Why a projector, a migration or a policy change failed.
+///
+/// [`ProjectorError::is_transient`] tells faults that may pass (a server restarting, a dropped
+/// connection) from those that need a person. [`run`](crate::run) retries the transient ones
+/// itself; the other functions leave the retry to the caller.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProjectorError {
+    /// The database URL does not parse. Permanent: fix the configuration.
+    #[error("invalid database url: {0}")]
+    InvalidDatabaseUrl(#[source] tokio_postgres::Error),
+    /// PostgreSQL refused a statement or the connection failed. Transient when the connection
+    /// broke or the server asked to retry (serialization failure, deadlock, shutdown); a
+    /// rejected statement is permanent.
+    #[error("failed to {action}: {source}")]
+    Postgres {
+        action: &'static str,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// NATS or JetStream did not answer or refused a request. Transient: retry when NATS is
+    /// reachable.
+    #[error("failed to {action}: {source}")]
+    Nats {
+        action: &'static str,
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    /// The event stream could not be created or brought to its configuration. Transient.
+    #[error(transparent)]
+    Stream(#[from] StreamSetupError),
+    /// A read-model row holds a value this version cannot read, for example an unknown status.
+    /// Permanent: the read model was changed by hand or by a newer version; an operator must
+    /// look, or reset the read model to rebuild it from the stream.
+    #[error("read model {schema} holds an unreadable value: {detail}")]
+    ReadModel { schema: &'static str, detail: String },
+    /// The stored SLA policy of a tenant does not parse. Permanent, like `ReadModel`.
+    #[error("stored SLA policy of tenant {tenant} is unreadable: {source}")]
+    Policy {
+        tenant: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A policy given to [`set_sla_policy`](crate::set_sla_policy) has a target that is not
+    /// positive or an at-risk share outside 1 to 100 percent. Do not retry unchanged
+    /// (`INVALID_ARGUMENT`).
+    #[error("invalid SLA policy: {0}")]
+    InvalidPolicy(String),
+    /// A fault injected by a test ([`FaultInjection`](crate::FaultInjection)); the batch was
+    /// rolled back. Permanent, so that the run ends and the test restarts it.
+    #[error("injected fault in the batch at stream positions {first}..={last}")]
+    Injected { first: u64, last: u64 },
+}
+
+impl ProjectorError {
+    /// Whether retrying the same work later can succeed without anyone changing anything.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ProjectorError::Postgres { source, .. } => is_transient_postgres(source),
+            ProjectorError::Nats { .. } | ProjectorError::Stream(_) => true,
+            ProjectorError::InvalidDatabaseUrl(_)
+            | ProjectorError::ReadModel { .. }
+            | ProjectorError::Policy { .. }
+            | ProjectorError::InvalidPolicy(_)
+            | ProjectorError::Injected { .. } => false,
+        }
+    }
+
+    pub(crate) fn postgres(action: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Self {
+        move |source| ProjectorError::Postgres { action, source }
+    }
+
+    pub(crate) fn nats<E: StdError + Send + Sync + 'static>(
+        action: &'static str,
+    ) -> impl FnOnce(E) -> Self {
+        move |source| ProjectorError::Nats { action, source: Box::new(source) }
+    }
+
+    pub(crate) fn read_model(schema: &'static str, detail: impl Into<String>) -> Self {
+        ProjectorError::ReadModel { schema, detail: detail.into() }
+    }
+}
+
+/// A closed or failed connection, or a server error of a class that asks for a retry:
+/// 08 connection, 40 transaction rollback, 53 insufficient resources, 57 operator intervention,
+/// 58 system. A conversion error or a rejected statement is permanent.
+fn is_transient_postgres(err: &tokio_postgres::Error) -> bool {
+    match err.as_db_error() {
+        None => err.is_closed() || err.source().is_some_and(|source| source.is::<std::io::Error>()),
+        Some(db) => {
+            let code = db.code().code();
+            ["08", "40", "53", "57", "58"].iter().any(|class| code.starts_with(class))
+        }
+    }
+}

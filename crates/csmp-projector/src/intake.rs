@@ -1,0 +1,150 @@
+//! From stream messages to events, and the dead letters for messages that are not events.
+//!
+//! A message becomes an event when its body is a JSON envelope of a known type and schema
+//! version, stored under its own ticket's subject. Anything else is a dead letter: recorded with
+//! its reason and raw body in the read model's `dead_letters` table, in the same transaction that
+//! moves the checkpoint past it, so that one bad message never stops a projector.
+
+use bytes::Bytes;
+use chrono::{DateTime, SubsecRound, Utc};
+use csmp_domain::event::{EVENT_TYPES, SCHEMA_VERSION};
+use csmp_domain::RecordedEvent;
+use csmp_eventstore::EventStoreConfig;
+use tokio_postgres::Transaction;
+use tracing::warn;
+
+use crate::error::ProjectorError;
+
+/// A message as read from the stream.
+#[derive(Debug, Clone)]
+pub(crate) struct Incoming {
+    pub position: u64,
+    pub subject: String,
+    pub body: Bytes,
+}
+
+/// A message the projector could not apply, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DeadLetter {
+    pub position: u64,
+    pub subject: String,
+    pub event_type: Option<String>,
+    pub reason: String,
+    pub body: Bytes,
+}
+
+impl DeadLetter {
+    pub fn new(incoming: &Incoming, event_type: Option<String>, reason: String) -> Self {
+        DeadLetter {
+            position: incoming.position,
+            subject: incoming.subject.clone(),
+            event_type,
+            reason,
+            body: incoming.body.clone(),
+        }
+    }
+}
+
+/// Reads the event in `incoming`, or says why it is not one.
+///
+/// Event times are cut to whole microseconds, the precision PostgreSQL stores, so that a read
+/// model folded in memory across a batch equals one reloaded from its tables between batches.
+pub(crate) fn decode(
+    store: &EventStoreConfig,
+    incoming: &Incoming,
+) -> Result<RecordedEvent, DeadLetter> {
+    let dead = |event_type: Option<String>, reason: String| {
+        Err(DeadLetter::new(incoming, event_type, reason))
+    };
+    let json: serde_json::Value = match serde_json::from_slice(&incoming.body) {
+        Ok(json) => json,
+        Err(err) => return dead(None, format!("body is not JSON: {err}")),
+    };
+    let event_type = json.get("event_type").and_then(|t| t.as_str()).map(str::to_owned);
+    match event_type.as_deref() {
+        None => return dead(None, "body has no event_type".to_owned()),
+        Some(t) if !EVENT_TYPES.contains(&t) => {
+            return dead(event_type.clone(), format!("unknown event type {t:?}"));
+        }
+        Some(_) => {}
+    }
+    if let Some(version) = json.get("schema_version").and_then(|v| v.as_u64()) {
+        if version != u64::from(SCHEMA_VERSION) {
+            return dead(event_type, format!("unsupported schema version {version}"));
+        }
+    }
+    let mut event = match csmp_eventstore::decode(incoming.position, &incoming.body) {
+        Ok(event) => event,
+        Err(err) => return dead(event_type, err.to_string()),
+    };
+    let envelope = &mut event.envelope;
+    let expected = store.ticket_subject(&envelope.tenant, envelope.ticket_id);
+    if incoming.subject != expected {
+        return dead(
+            event_type,
+            format!("stored under {} but the event belongs to {expected}", incoming.subject),
+        );
+    }
+    envelope.occurred_at = envelope.occurred_at.map(to_micros);
+    envelope.recorded_at = to_micros(envelope.recorded_at);
+    Ok(event)
+}
+
+fn to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.trunc_subsecs(6)
+}
+
+/// Records `letters` in `schema`'s dead-letter table within the batch transaction.
+pub(crate) async fn record(
+    tx: &Transaction<'_>,
+    schema: &'static str,
+    letters: &[DeadLetter],
+) -> Result<(), ProjectorError> {
+    if letters.is_empty() {
+        return Ok(());
+    }
+    let statement = tx
+        .prepare(&format!(
+            "INSERT INTO {schema}.dead_letters (position, subject, event_type, reason, body)
+             VALUES ($1, $2, $3, $4, $5)"
+        ))
+        .await
+        .map_err(ProjectorError::postgres("prepare dead letter"))?;
+    for letter in letters {
+        warn!(
+            projector = schema,
+            seq = letter.position,
+            subject = %letter.subject,
+            reason = %letter.reason,
+            "dead letter: message skipped"
+        );
+        let position = letter.position as i64;
+        tx.execute(
+            &statement,
+            &[&position, &letter.subject, &letter.event_type, &letter.reason, &&letter.body[..]],
+        )
+        .await
+        .map_err(ProjectorError::postgres("record dead letter"))?;
+    }
+    Ok(())
+}
+
+/// Checks that `event` is the next event of a ticket whose read-model row is at `version`
+/// (`None`: no row yet). Every read model folds only a ticket's events in order, from its
+/// opening on; anything else is a dead letter with the returned reason.
+pub(crate) fn check_place(version: Option<i64>, event: &RecordedEvent) -> Result<(), String> {
+    let envelope = &event.envelope;
+    let opened = matches!(envelope.payload, csmp_domain::EventPayload::Opened(_));
+    match version {
+        None if opened && envelope.version == 1 => Ok(()),
+        None if opened => Err(format!("ticket.opened with version {}", envelope.version)),
+        None => Err(format!("{} for a ticket that was never opened", envelope.event_type())),
+        Some(_) if opened => Err("ticket.opened for a ticket that is already open".to_owned()),
+        Some(current) if envelope.version as i64 != current + 1 => Err(format!(
+            "{} with version {} follows version {current}",
+            envelope.event_type(),
+            envelope.version
+        )),
+        Some(_) => Ok(()),
+    }
+}

@@ -1,0 +1,362 @@
+//! The read models' PostgreSQL schemas: versioned migrations, and the tenants' SLA policies.
+//!
+//! Each projector owns one schema named after it. Its migrations are numbered; the applied ones
+//! are recorded in `<schema>.schema_migrations`, and a transaction-level advisory lock makes two
+//! instances that start at once apply them one after the other. Every schema has the same
+//! bookkeeping tables: `checkpoint` (one row: the last stream position applied), `dead_letters`
+//! (messages that could not be applied) and the `status` view over both.
+
+use std::collections::HashMap;
+
+use csmp_domain::sla::SlaPolicy;
+use csmp_domain::TenantId;
+use tokio_postgres::Client;
+use tracing::info;
+
+use crate::error::ProjectorError;
+use crate::ProjectorKind;
+
+/// First key of every advisory lock taken by the projectors ("csmp" in ASCII).
+const LOCK_CLASS: i32 = 0x6373_6d70;
+
+/// The advisory lock key serialising the migrations of one read model.
+fn migration_lock(kind: ProjectorKind) -> i32 {
+    kind_index(kind) * 2
+}
+
+/// The advisory lock key held by the one instance that projects into a read model.
+pub(crate) fn projector_lock(kind: ProjectorKind) -> (i32, i32) {
+    (LOCK_CLASS, kind_index(kind) * 2 + 1)
+}
+
+fn kind_index(kind: ProjectorKind) -> i32 {
+    match kind {
+        ProjectorKind::Queues => 0,
+        ProjectorKind::Sla => 1,
+        ProjectorKind::Feedback => 2,
+    }
+}
+
+/// The tables every read model has; `{schema}` is replaced by the schema name.
+const BOOKKEEPING: &str = "
+CREATE TABLE {schema}.checkpoint (
+    id smallint PRIMARY KEY CHECK (id = 1),
+    position bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO {schema}.checkpoint (id, position) VALUES (1, 0);
+CREATE TABLE {schema}.dead_letters (
+    position bigint PRIMARY KEY,
+    subject text NOT NULL,
+    event_type text,
+    reason text NOT NULL,
+    body bytea NOT NULL,
+    dead_lettered_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE VIEW {schema}.status AS
+    SELECT c.position AS checkpoint,
+           c.updated_at,
+           (SELECT count(*) FROM {schema}.dead_letters) AS dead_letters
+    FROM {schema}.checkpoint c;
+";
+
+const QUEUES_V1: &str = "
+CREATE TABLE queues.tickets (
+    tenant text NOT NULL,
+    ticket_id uuid NOT NULL,
+    customer_id text NOT NULL,
+    customer_tier text NOT NULL,
+    channel text NOT NULL,
+    category text NOT NULL,
+    product text NOT NULL,
+    priority text NOT NULL,
+    tier text NOT NULL,
+    status text NOT NULL,
+    subject text NOT NULL,
+    description text NOT NULL,
+    assignee text,
+    is_complaint boolean NOT NULL,
+    opened_at timestamptz,
+    opened_position bigint NOT NULL,
+    first_response_at timestamptz,
+    resolved_at timestamptz,
+    closed_at timestamptz,
+    version bigint NOT NULL,
+    last_position bigint NOT NULL,
+    csat smallint,
+    nps smallint,
+    priority_rank smallint GENERATED ALWAYS AS (
+        CASE priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END
+    ) STORED,
+    customer_tier_rank smallint GENERATED ALWAYS AS (
+        CASE customer_tier WHEN 'enterprise' THEN 0 WHEN 'business' THEN 1 ELSE 2 END
+    ) STORED,
+    PRIMARY KEY (tenant, ticket_id)
+) WITH (fillfactor = 80);
+CREATE INDEX tickets_queue_order ON queues.tickets
+    (tenant, priority_rank, customer_tier_rank, ticket_id)
+    WHERE status IN ('new', 'open', 'waiting_on_customer');
+CREATE INDEX tickets_customer_history ON queues.tickets
+    (tenant, customer_id, opened_at DESC NULLS LAST, opened_position DESC);
+CREATE INDEX tickets_assignee ON queues.tickets (tenant, assignee) WHERE assignee IS NOT NULL;
+
+CREATE TABLE queues.timeline (
+    tenant text NOT NULL,
+    ticket_id uuid NOT NULL,
+    version bigint NOT NULL,
+    position bigint NOT NULL,
+    event_id uuid NOT NULL,
+    event_type text NOT NULL,
+    actor_id text NOT NULL,
+    actor_role text NOT NULL,
+    occurred_at timestamptz,
+    recorded_at timestamptz NOT NULL,
+    payload jsonb NOT NULL,
+    PRIMARY KEY (tenant, ticket_id, version)
+);
+
+CREATE TABLE queues.refunds (
+    tenant text NOT NULL,
+    ticket_id uuid NOT NULL,
+    refund_id text NOT NULL,
+    status text NOT NULL
+        CHECK (status IN ('issued', 'awaiting_approval', 'approved', 'rejected')),
+    amount_minor bigint NOT NULL,
+    currency text NOT NULL,
+    reason text NOT NULL,
+    requested_by text NOT NULL,
+    requested_at timestamptz NOT NULL,
+    changed_at timestamptz NOT NULL,
+    last_position bigint NOT NULL,
+    PRIMARY KEY (tenant, ticket_id, refund_id)
+);
+CREATE INDEX refunds_by_currency ON queues.refunds (tenant, currency, status);
+";
+
+const SLA_V1: &str = "
+CREATE TABLE sla.tenant_policies (
+    tenant text PRIMARY KEY,
+    policy jsonb NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE sla.tickets (
+    tenant text NOT NULL,
+    ticket_id uuid NOT NULL,
+    priority text NOT NULL,
+    customer_tier text NOT NULL,
+    opened_at timestamptz,
+    fr_target_seconds bigint NOT NULL,
+    fr_at_risk_percent smallint NOT NULL,
+    fr_due_at timestamptz,
+    fr_stopped_at timestamptz,
+    fr_outcome text CHECK (fr_outcome IN ('met', 'breached')),
+    res_target_seconds bigint NOT NULL,
+    res_at_risk_percent smallint NOT NULL,
+    res_due_at timestamptz,
+    res_paused_since timestamptz,
+    res_paused_seconds bigint NOT NULL,
+    res_resolved_seconds bigint NOT NULL,
+    res_stopped_at timestamptz,
+    res_outcome text CHECK (res_outcome IN ('met', 'breached')),
+    version bigint NOT NULL,
+    last_position bigint NOT NULL,
+    PRIMARY KEY (tenant, ticket_id)
+) WITH (fillfactor = 80);
+CREATE INDEX tickets_first_response_running ON sla.tickets (tenant, fr_due_at)
+    WHERE fr_stopped_at IS NULL;
+CREATE INDEX tickets_resolution_running ON sla.tickets (tenant, res_due_at)
+    WHERE res_stopped_at IS NULL AND res_paused_since IS NULL;
+";
+
+const FEEDBACK_V1: &str = "
+CREATE TABLE feedback.tickets (
+    tenant text NOT NULL,
+    ticket_id uuid NOT NULL,
+    customer_id text NOT NULL,
+    customer_tier text NOT NULL,
+    channel text NOT NULL,
+    category text NOT NULL,
+    product text NOT NULL,
+    priority text NOT NULL,
+    tier text NOT NULL,
+    acknowledged_by text,
+    resolved_by text,
+    agent text,
+    opened_at timestamptz,
+    first_response_at timestamptz,
+    first_response_seconds double precision,
+    resolved_at timestamptz,
+    resolved_day date,
+    resolution_seconds double precision,
+    csat smallint,
+    nps smallint,
+    comment text,
+    rated_at timestamptz,
+    escalations integer NOT NULL,
+    version bigint NOT NULL,
+    last_position bigint NOT NULL,
+    PRIMARY KEY (tenant, ticket_id)
+) WITH (fillfactor = 80);
+CREATE INDEX feedback_resolved ON feedback.tickets (tenant, resolved_at);
+CREATE INDEX feedback_agent ON feedback.tickets (tenant, agent);
+CREATE INDEX feedback_rated ON feedback.tickets (tenant, csat, nps) WHERE csat IS NOT NULL;
+
+CREATE TABLE feedback.escalations (
+    tenant text NOT NULL,
+    ticket_id uuid NOT NULL,
+    version bigint NOT NULL,
+    agent text NOT NULL,
+    from_tier text NOT NULL,
+    to_tier text NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    position bigint NOT NULL,
+    PRIMARY KEY (tenant, ticket_id, version)
+);
+CREATE INDEX escalations_agent ON feedback.escalations (tenant, agent, occurred_at);
+";
+
+/// The numbered migrations of a read model, oldest first. A released migration never changes;
+/// a change to a schema is a new number.
+fn migrations(kind: ProjectorKind) -> Vec<(i32, &'static str, String)> {
+    let schema = kind.name();
+    let bookkeeping = BOOKKEEPING.replace("{schema}", schema);
+    let tables = match kind {
+        ProjectorKind::Queues => QUEUES_V1,
+        ProjectorKind::Sla => SLA_V1,
+        ProjectorKind::Feedback => FEEDBACK_V1,
+    };
+    vec![(1, "read model tables", format!("{bookkeeping}{tables}"))]
+}
+
+/// Creates or upgrades the schema of `kind`'s read model. Idempotent; safe when several
+/// instances call it at once (they take turns on an advisory lock).
+///
+/// Runs its own transaction on `pg` with `BEGIN` and `COMMIT`, so no other task may use the same
+/// client meanwhile.
+pub async fn migrate(pg: &Client, kind: ProjectorKind) -> Result<(), ProjectorError> {
+    pg.batch_execute("BEGIN").await.map_err(ProjectorError::postgres("begin migrations"))?;
+    let applied = migrate_in_transaction(pg, kind).await;
+    let end = if applied.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = pg.batch_execute(end).await.map_err(ProjectorError::postgres("end migrations"));
+    let applied = applied?;
+    ended?;
+    if applied > 0 {
+        info!(schema = kind.name(), applied, "migrated read model");
+    }
+    Ok(())
+}
+
+async fn migrate_in_transaction(pg: &Client, kind: ProjectorKind) -> Result<usize, ProjectorError> {
+    let schema = kind.name();
+
+    // Two instances starting at once queue here; the second finds everything applied.
+    pg.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_CLASS, &migration_lock(kind)])
+        .await
+        .map_err(ProjectorError::postgres("lock migrations"))?;
+
+    pg.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema};
+         CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+             version integer PRIMARY KEY,
+             description text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         );"
+    ))
+    .await
+    .map_err(ProjectorError::postgres("create schema"))?;
+    let current: i32 = pg
+        .query_one(
+            &format!("SELECT coalesce(max(version), 0) FROM {schema}.schema_migrations"),
+            &[],
+        )
+        .await
+        .map_err(ProjectorError::postgres("read schema version"))?
+        .get(0);
+
+    let mut applied = 0;
+    for (version, description, sql) in migrations(kind) {
+        if version <= current {
+            continue;
+        }
+        pg.batch_execute(&sql).await.map_err(ProjectorError::postgres("apply migration"))?;
+        pg.execute(
+            &format!(
+                "INSERT INTO {schema}.schema_migrations (version, description) VALUES ($1, $2)"
+            ),
+            &[&version, &description],
+        )
+        .await
+        .map_err(ProjectorError::postgres("record migration"))?;
+        applied += 1;
+    }
+    Ok(applied)
+}
+
+/// Stores `policy` as `tenant`'s SLA targets, replacing the default table
+/// ([`SlaPolicy::default`]).
+///
+/// The `sla` projector uses it for clocks it starts or re-targets from then on; clocks already
+/// running keep the targets they were given. Creates the `sla` schema if it is not there yet.
+pub async fn set_sla_policy(
+    pg: &Client,
+    tenant: &TenantId,
+    policy: &SlaPolicy,
+) -> Result<(), ProjectorError> {
+    check_policy(policy)?;
+    migrate(pg, ProjectorKind::Sla).await?;
+    let json = serde_json::to_value(policy).expect("a policy always serializes");
+    pg.execute(
+        "INSERT INTO sla.tenant_policies (tenant, policy, updated_at) VALUES ($1, $2, now())
+         ON CONFLICT (tenant) DO UPDATE SET policy = EXCLUDED.policy, updated_at = now()",
+        &[&tenant.as_str(), &json],
+    )
+    .await
+    .map_err(ProjectorError::postgres("store SLA policy"))?;
+    info!(tenant = %tenant, "stored SLA policy");
+    Ok(())
+}
+
+/// The SLA policy in force for `tenant`: the stored one, or [`SlaPolicy::default`].
+pub async fn sla_policy(pg: &Client, tenant: &TenantId) -> Result<SlaPolicy, ProjectorError> {
+    let policies = load_policies(pg, &[tenant.as_str()]).await?;
+    Ok(policies.get(tenant.as_str()).cloned().unwrap_or_default())
+}
+
+/// The stored policies of `tenants`; a tenant without one is absent from the map.
+pub(crate) async fn load_policies(
+    pg: &impl tokio_postgres::GenericClient,
+    tenants: &[&str],
+) -> Result<HashMap<String, SlaPolicy>, ProjectorError> {
+    let rows = pg
+        .query("SELECT tenant, policy FROM sla.tenant_policies WHERE tenant = ANY($1)", &[&tenants])
+        .await
+        .map_err(ProjectorError::postgres("load SLA policies"))?;
+    rows.into_iter()
+        .map(|row| {
+            let tenant: String = row.get(0);
+            let json: serde_json::Value = row.get(1);
+            match serde_json::from_value(json) {
+                Ok(policy) => Ok((tenant, policy)),
+                Err(source) => Err(ProjectorError::Policy { tenant, source }),
+            }
+        })
+        .collect()
+}
+
+fn check_policy(policy: &SlaPolicy) -> Result<(), ProjectorError> {
+    if !(1..=100).contains(&policy.at_risk_percent) {
+        return Err(ProjectorError::InvalidPolicy(format!(
+            "at_risk_percent {} is not within 1 to 100",
+            policy.at_risk_percent
+        )));
+    }
+    let all_positive = policy
+        .targets
+        .iter()
+        .flatten()
+        .all(|t| t.first_response.num_seconds() > 0 && t.resolution.num_seconds() > 0);
+    if !all_positive {
+        return Err(ProjectorError::InvalidPolicy("every target must be at least a second".into()));
+    }
+    Ok(())
+}
