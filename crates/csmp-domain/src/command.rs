@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{AgentId, CustomerId, RefundId};
 use crate::money::{Currency, Money};
-use crate::types::{Actor, Channel, CustomerTier, Priority, Role, SupportTier};
+use crate::types::{
+    Actor, Channel, CustomerTier, Priority, Role, SlaSignalKind, SlaTargetKind, SupportTier,
+};
 
 /// Documented text limits, in characters.
 pub mod limits {
@@ -82,6 +84,15 @@ pub enum Command {
         nps: Option<u8>,
         comment: Option<String>,
     },
+    /// Records that an SLA clock reached its warning share or its due time; the SLA timer
+    /// sends it as the system actor, once per ticket, target, cycle and kind.
+    RecordSlaSignal {
+        target: SlaTargetKind,
+        cycle: u32,
+        kind: SlaSignalKind,
+        due_at: DateTime<Utc>,
+        policy_version: u32,
+    },
 }
 
 impl Command {
@@ -102,6 +113,7 @@ impl Command {
             Command::ApproveRefund { .. } => "approve a refund on",
             Command::RejectRefund { .. } => "reject a refund on",
             Command::GiveFeedback { .. } => "give feedback on",
+            Command::RecordSlaSignal { .. } => "record an SLA signal on",
         }
     }
 }

@@ -64,6 +64,10 @@ pub enum DomainError {
     /// Only a lead approves or rejects a refund above an agent's limit.
     #[error("approving a refund of {amount} needs a lead; {role} may approve up to {limit}")]
     ApprovalNeedsLead { role: String, amount: String, limit: String },
+    /// This SLA signal is already in the ticket's history (`FAILED_PRECONDITION`); the timer
+    /// treats it as done.
+    #[error("the {kind} of the {target} clock (cycle {cycle}) is already recorded")]
+    SlaSignalRecorded { target: String, cycle: u32, kind: String },
     /// The request id was already used on this ticket for a different command.
     #[error("request_id was already used on this ticket for {0}")]
     RequestIdReused(String),
@@ -88,7 +92,8 @@ impl DomainError {
             | DomainError::FeedbackAlreadyGiven
             | DomainError::RefundExists(_)
             | DomainError::RefundNotPending(_)
-            | DomainError::RefundAwaitingApproval(_) => ErrorKind::WrongState,
+            | DomainError::RefundAwaitingApproval(_)
+            | DomainError::SlaSignalRecorded { .. } => ErrorKind::WrongState,
         }
     }
 

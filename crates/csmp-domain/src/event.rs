@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::ids::{AgentId, CustomerId, RefundId, TenantId, TicketId};
 use crate::money::Money;
-use crate::types::{Actor, Channel, CustomerTier, Priority, SupportTier};
+use crate::types::{Actor, Channel, CustomerTier, Priority, SlaTargetKind, SupportTier};
 
 /// The schema version written with every event type today.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -49,6 +49,10 @@ pub enum EventPayload {
     RefundRejected(RefundRejected),
     #[serde(rename = "feedback.given")]
     FeedbackGiven(FeedbackGiven),
+    #[serde(rename = "sla.warning_reached")]
+    SlaWarningReached(SlaSignal),
+    #[serde(rename = "sla.breached")]
+    SlaBreached(SlaSignal),
 }
 
 /// A ticket was opened.
@@ -162,6 +166,20 @@ pub struct FeedbackGiven {
     pub resolution_cycle: u32,
 }
 
+/// An SLA clock reached its warning share (`sla.warning_reached`) or its due time
+/// (`sla.breached`) while running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaSignal {
+    pub target: SlaTargetKind,
+    /// Which run of the clock: 1 for first response and resolution, one more per customer reply
+    /// for next response.
+    pub cycle: u32,
+    /// The clock's due time when the signal was recorded.
+    pub due_at: DateTime<Utc>,
+    /// The version of the tenant's SLA policy the clock runs under.
+    pub policy_version: u32,
+}
+
 impl EventPayload {
     /// The event type name, as in the `event_type` field and the `Csmp-Event-Type` header.
     pub fn event_type(&self) -> &'static str {
@@ -181,6 +199,8 @@ impl EventPayload {
             EventPayload::RefundApproved(_) => "refund.approved",
             EventPayload::RefundRejected(_) => "refund.rejected",
             EventPayload::FeedbackGiven(_) => "feedback.given",
+            EventPayload::SlaWarningReached(_) => "sla.warning_reached",
+            EventPayload::SlaBreached(_) => "sla.breached",
         }
     }
 }
@@ -202,6 +222,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "refund.approved",
     "refund.rejected",
     "feedback.given",
+    "sla.warning_reached",
+    "sla.breached",
 ];
 
 /// An event with everything needed to store, route and audit it.

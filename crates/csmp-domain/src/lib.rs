@@ -34,4 +34,7 @@ pub use event::{EventEnvelope, EventPayload, RecordedEvent};
 pub use ids::{AgentId, CustomerId, RefundId, TenantId, TicketId};
 pub use money::{Currency, Money};
 pub use ticket::{Receipt, Ticket};
-pub use types::{Actor, Channel, CustomerTier, Priority, Role, SupportTier, TicketStatus};
+pub use types::{
+    Actor, Channel, CustomerTier, Priority, Role, SlaSignalKind, SlaTargetKind, SupportTier,
+    TicketStatus,
+};

@@ -1,7 +1,7 @@
 //! The ticket aggregate: its state, the rules a command is checked against, and how each event
 //! changes the state.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,9 @@ use crate::error::DomainError;
 use crate::event::{self, EventEnvelope, EventPayload, RecordedEvent, SCHEMA_VERSION};
 use crate::ids::{check_opaque_id, AgentId, CustomerId, RefundId, TenantId, TicketId};
 use crate::money::{Currency, Money};
-use crate::types::{Channel, CustomerTier, Priority, Role, SupportTier, TicketStatus};
+use crate::types::{
+    Channel, CustomerTier, Priority, Role, SlaSignalKind, SlaTargetKind, SupportTier, TicketStatus,
+};
 
 /// How far in the future an importer's historical time may lie, to allow for clock skew.
 const MAX_CLOCK_SKEW_SECS: i64 = 300;
@@ -79,6 +81,8 @@ pub struct Ticket {
     pub last_occurred_at: Option<DateTime<Utc>>,
     /// Request ids handled on this ticket; the command service's record for idempotency.
     pub receipts: HashMap<String, Receipt>,
+    /// SLA warnings and breaches recorded on this ticket, by target, cycle and kind.
+    pub sla_signals: BTreeSet<(SlaTargetKind, u32, SlaSignalKind)>,
 }
 
 impl Ticket {
@@ -101,6 +105,7 @@ impl Ticket {
             refunded: BTreeMap::new(),
             last_occurred_at: None,
             receipts: HashMap::new(),
+            sla_signals: BTreeSet::new(),
         }
     }
 
@@ -414,6 +419,31 @@ impl Ticket {
                     reason: reason.clone(),
                 }))
             }
+            Command::RecordSlaSignal { target, cycle, kind, due_at, policy_version } => {
+                if role != Role::System {
+                    return Err(DomainError::RoleNotAllowed { role: role.to_string(), action });
+                }
+                if *cycle == 0 {
+                    return Err(DomainError::invalid("cycle", "cycles count from 1"));
+                }
+                if self.sla_signals.contains(&(*target, *cycle, *kind)) {
+                    return Err(DomainError::SlaSignalRecorded {
+                        target: target.to_string(),
+                        cycle: *cycle,
+                        kind: kind.to_string(),
+                    });
+                }
+                let signal = event::SlaSignal {
+                    target: *target,
+                    cycle: *cycle,
+                    due_at: *due_at,
+                    policy_version: *policy_version,
+                };
+                Ok(match kind {
+                    SlaSignalKind::Warning => EventPayload::SlaWarningReached(signal),
+                    SlaSignalKind::Breach => EventPayload::SlaBreached(signal),
+                })
+            }
             Command::GiveFeedback { csat, nps, comment } => {
                 customer_only()?;
                 if !(1..=5).contains(csat) {
@@ -566,6 +596,12 @@ impl Ticket {
             }
             EventPayload::FeedbackGiven(feedback) => {
                 self.feedback_cycle = Some(feedback.resolution_cycle);
+            }
+            EventPayload::SlaWarningReached(signal) => {
+                self.sla_signals.insert((signal.target, signal.cycle, SlaSignalKind::Warning));
+            }
+            EventPayload::SlaBreached(signal) => {
+                self.sla_signals.insert((signal.target, signal.cycle, SlaSignalKind::Breach));
             }
         }
 

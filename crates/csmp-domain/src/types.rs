@@ -125,6 +125,30 @@ named_enum!(
     }
 );
 
+named_enum!(
+    /// An SLA promise a clock measures.
+    SlaTargetKind, "target" {
+        /// From opening until the first agent response.
+        FirstResponse = "first_response",
+        /// From a customer reply until the next agent response.
+        NextResponse = "next_response",
+        /// From opening until resolved, paused while waiting on the customer.
+        Resolution = "resolution",
+        /// For complaints: from opening until acknowledged.
+        ComplaintAcknowledgement = "complaint_acknowledgement",
+    }
+);
+
+named_enum!(
+    /// What an SLA timer noticed about a clock.
+    SlaSignalKind, "kind" {
+        /// The clock passed the policy's warning share of its target.
+        Warning = "warning",
+        /// The clock passed its due time without being stopped.
+        Breach = "breach",
+    }
+);
+
 impl Role {
     /// Agents, leads and the platform's own automation act on a ticket's handling.
     pub fn is_staff(self) -> bool {

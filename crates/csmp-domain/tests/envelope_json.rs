@@ -52,8 +52,8 @@ fn unknown_event_type_fails_to_parse() {
 
 fn every_event() -> Vec<EventPayload> {
     use csmp_domain::event::*;
-    use csmp_domain::SupportTier;
     use csmp_domain::{Channel, Currency, CustomerId, CustomerTier, Money, Priority, RefundId};
+    use csmp_domain::{SlaTargetKind, SupportTier};
 
     let eur = |amount_minor| Money { amount_minor, currency: Currency::parse("EUR").unwrap() };
     let refund_id = || RefundId::parse("rf-1").unwrap();
@@ -120,6 +120,18 @@ fn every_event() -> Vec<EventPayload> {
             nps: None,
             comment: None,
             resolution_cycle: 1,
+        }),
+        EventPayload::SlaWarningReached(SlaSignal {
+            target: SlaTargetKind::FirstResponse,
+            cycle: 1,
+            due_at: Utc.with_ymd_and_hms(2026, 1, 2, 3, 19, 5).unwrap(),
+            policy_version: 1,
+        }),
+        EventPayload::SlaBreached(SlaSignal {
+            target: SlaTargetKind::NextResponse,
+            cycle: 4,
+            due_at: Utc.with_ymd_and_hms(2026, 1, 2, 4, 0, 0).unwrap(),
+            policy_version: 2,
         }),
     ]
 }

@@ -14,7 +14,8 @@ use csmp_domain::command::OpenTicket;
 use csmp_domain::ticket::RefundStatus;
 use csmp_domain::{
     Actor, Command, CommandContext, Currency, CustomerId, DomainError, EventEnvelope, EventPayload,
-    Money, Priority, RecordedEvent, Role, SupportTier, Ticket, TicketStatus,
+    Money, Priority, RecordedEvent, Role, SlaSignalKind, SlaTargetKind, SupportTier, Ticket,
+    TicketStatus,
 };
 use proptest::prelude::*;
 use support::{agent_id, at, open_command, refund_id, tenant, ticket_id};
@@ -98,6 +99,18 @@ fn command() -> impl Strategy<Value = Command> {
             .prop_map(|(refund_id, reason)| Command::RejectRefund { refund_id, reason }),
         4 => (0_u8..=6, prop::option::of(0_u8..=11), prop::option::of(text()))
             .prop_map(|(csat, nps, comment)| Command::GiveFeedback { csat, nps, comment }),
+        3 => (
+            prop::sample::select(SlaTargetKind::ALL.to_vec()),
+            0_u32..=2,
+            prop::sample::select(SlaSignalKind::ALL.to_vec()),
+        )
+            .prop_map(|(target, cycle, kind)| Command::RecordSlaSignal {
+                target,
+                cycle,
+                kind,
+                due_at: at(30),
+                policy_version: 1,
+            }),
     ]
 }
 
@@ -206,6 +219,7 @@ fn allowed_next(from: Option<TicketStatus>, event_type: &str) -> Vec<TicketStatu
             vec![from]
         }
         "feedback.given" if matches!(from, Resolved | Closed) => vec![from],
+        "sla.warning_reached" | "sla.breached" => vec![from],
         _ => vec![],
     }
 }
@@ -227,6 +241,7 @@ fn produces(command: &Command) -> &'static [&'static str] {
         Command::ApproveRefund { .. } => &["refund.approved"],
         Command::RejectRefund { .. } => &["refund.rejected"],
         Command::GiveFeedback { .. } => &["feedback.given"],
+        Command::RecordSlaSignal { .. } => &["sla.warning_reached", "sla.breached"],
     }
 }
 

@@ -446,6 +446,25 @@ async fn send(
             };
             client.give_feedback(request(message, timeout)).await
         }
+        Command::RecordSlaSignal { target, cycle, kind, due_at, policy_version } => {
+            let kind = match kind {
+                csmp_domain::SlaSignalKind::Warning => v1::SlaSignalKind::Warning,
+                csmp_domain::SlaSignalKind::Breach => v1::SlaSignalKind::Breach,
+            };
+            let message = v1::RecordSlaSignalRequest {
+                meta,
+                ticket_id,
+                target: target.to_string(),
+                cycle: *cycle,
+                kind: kind as i32,
+                due_at: Some(prost_types::Timestamp {
+                    seconds: due_at.timestamp(),
+                    nanos: due_at.timestamp_subsec_nanos() as i32,
+                }),
+                policy_version: *policy_version,
+            };
+            client.record_sla_signal(request(message, timeout)).await
+        }
     };
     response.map(tonic::Response::into_inner)
 }

@@ -553,6 +553,8 @@ fn fold(row: &mut TicketRow, event: &RecordedEvent, refunds: &mut Vec<RefundRow>
             row.csat = Some(i16::from(feedback.csat));
             row.nps = feedback.nps.map(i16::from);
         }
+        // SLA signals are in the timeline; the SLA read model keeps the clocks.
+        EventPayload::SlaWarningReached(_) | EventPayload::SlaBreached(_) => {}
     }
     row.version = envelope.version as i64;
     row.last_position = position;

@@ -92,7 +92,9 @@ impl TicketFact {
             | EventPayload::RefundRequested(_)
             | EventPayload::RefundApproved(_)
             | EventPayload::RefundRejected(_)
-            | EventPayload::FeedbackGiven(_) => return None,
+            | EventPayload::FeedbackGiven(_)
+            | EventPayload::SlaWarningReached(_)
+            | EventPayload::SlaBreached(_) => return None,
         })
     }
 }

@@ -1,0 +1,91 @@
+//! SLA warnings and breaches recorded by the system actor: once per target, cycle and kind.
+
+mod support;
+
+use csmp_domain::event::SlaSignal;
+use csmp_domain::{Command, DomainError, EventPayload, SlaSignalKind, SlaTargetKind, TicketStatus};
+use support::*;
+
+fn record(target: SlaTargetKind, cycle: u32, kind: SlaSignalKind) -> Command {
+    Command::RecordSlaSignal { target, cycle, kind, due_at: at(15), policy_version: 3 }
+}
+
+fn signal(target: SlaTargetKind, cycle: u32) -> SlaSignal {
+    SlaSignal { target, cycle, due_at: at(15), policy_version: 3 }
+}
+
+#[test]
+fn a_warning_and_then_a_breach_of_one_clock_are_both_recorded() {
+    let ticket = given_opened()
+        .when(
+            record(SlaTargetKind::FirstResponse, 1, SlaSignalKind::Warning),
+            ctx(system(), at(12)),
+        )
+        .then(EventPayload::SlaWarningReached(signal(SlaTargetKind::FirstResponse, 1)));
+
+    let ticket = support::Scenario { ticket, recorded: Vec::new() }
+        .when(record(SlaTargetKind::FirstResponse, 1, SlaSignalKind::Breach), ctx(system(), at(15)))
+        .then(EventPayload::SlaBreached(signal(SlaTargetKind::FirstResponse, 1)));
+
+    assert_eq!(ticket.version, 3);
+    assert_eq!(ticket.status, TicketStatus::New, "a signal does not move the ticket");
+    assert_eq!(ticket.sla_signals.len(), 2);
+}
+
+#[test]
+fn the_same_signal_twice_is_refused() {
+    let given = given([
+        by(customer(), at(0), opened()),
+        by(system(), at(15), EventPayload::SlaBreached(signal(SlaTargetKind::FirstResponse, 1))),
+    ]);
+
+    given
+        .when(record(SlaTargetKind::FirstResponse, 1, SlaSignalKind::Breach), ctx(system(), at(16)))
+        .then_error(DomainError::SlaSignalRecorded {
+            target: "first_response".into(),
+            cycle: 1,
+            kind: "breach".into(),
+        });
+}
+
+#[test]
+fn another_cycle_of_next_response_is_a_new_signal() {
+    let given = given([
+        by(customer(), at(0), opened()),
+        by(system(), at(15), EventPayload::SlaBreached(signal(SlaTargetKind::NextResponse, 1))),
+    ]);
+
+    given
+        .when(record(SlaTargetKind::NextResponse, 2, SlaSignalKind::Breach), ctx(system(), at(40)))
+        .then(EventPayload::SlaBreached(signal(SlaTargetKind::NextResponse, 2)));
+}
+
+#[test]
+fn only_the_system_records_signals() {
+    given_opened()
+        .when(record(SlaTargetKind::Resolution, 1, SlaSignalKind::Breach), ctx(lead(), at(20)))
+        .then_error(DomainError::RoleNotAllowed {
+            role: "lead".into(),
+            action: "record an SLA signal on",
+        });
+}
+
+#[test]
+fn cycle_zero_is_invalid() {
+    given_opened()
+        .when(record(SlaTargetKind::Resolution, 0, SlaSignalKind::Warning), ctx(system(), at(20)))
+        .then_error(DomainError::InvalidField {
+            field: "cycle",
+            reason: "cycles count from 1".into(),
+        });
+}
+
+#[test]
+fn target_names_parse_and_unknown_ones_name_the_field() {
+    assert_eq!(
+        SlaTargetKind::parse("complaint_acknowledgement"),
+        Ok(SlaTargetKind::ComplaintAcknowledgement)
+    );
+    let err = SlaTargetKind::parse("lunch").unwrap_err();
+    assert_eq!(err.field(), Some("target"));
+}
