@@ -98,10 +98,20 @@ pub async fn ensure_stream(
             }
             Ok(existing)
         }
-        Err(_) => match js.create_stream(wanted.clone()).await {
+        Err(e) if is_stream_not_found(&e) => match js.create_stream(wanted.clone()).await {
             Ok(stream) => Ok(stream),
             // Another service created it in between.
             Err(_) => js.get_stream(&config.stream).await.map_err(|e| err(Box::new(e))),
         },
+        // NATS is down or slow: creating would fail the same way.
+        Err(e) => Err(err(Box::new(e))),
     }
+}
+
+fn is_stream_not_found(err: &jetstream::context::GetStreamError) -> bool {
+    matches!(
+        err.kind(),
+        jetstream::context::GetStreamErrorKind::JetStream(e)
+            if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+    )
 }

@@ -1,16 +1,26 @@
 //! The event store: every ticket's history on one NATS JetStream stream.
 //!
-//! Layout: one stream (file storage, no limits, deletes and purges denied) holding the subjects
+//! One stream (file storage, no limits, deletes and purges denied) holding the subjects
 //! `<prefix>.>`; each ticket's events on `<prefix>.<tenant>.ticket.<ticket id>`, so that the
 //! `Nats-Expected-Last-Subject-Sequence` header guards every append to a ticket. The message body
 //! is the JSON [`EventEnvelope`](csmp_domain::EventEnvelope); the event type also travels in the
 //! `Csmp-Event-Type` header so that consumers can filter without parsing.
 //!
-//! This crate owns the stream's configuration and the wire format. It knows nothing of commands
-//! or read models.
+//! This crate owns the stream's configuration, the wire format, and reading and appending one
+//! ticket's events. It knows nothing of commands or read models.
+//!
+//! Layout:
+//! - [`config`]: stream and subject names, and the idempotent creation of the stream;
+//! - [`codec`]: the message body and headers;
+//! - [`store`]: [`EventStore`], which loads a ticket's events and appends the next one;
+//! - [`error`]: what loading and appending fail with, and how a caller handles each.
 
 pub mod codec;
 pub mod config;
+pub mod error;
+pub mod store;
 
 pub use codec::{decode, encode, DecodeError, EVENT_TYPE_HEADER, SCHEMA_VERSION_HEADER};
 pub use config::{ensure_stream, EventStoreConfig, StreamSetupError};
+pub use error::{AppendError, AppendErrorKind, StoreError, StoreErrorKind};
+pub use store::{Appended, EventStore};
