@@ -229,6 +229,13 @@ impl TicketCommands for StandIn {
     ) -> Result<Response<v1::CommandResult>, Status> {
         Err(never_sent())
     }
+
+    async fn record_sla_signal(
+        &self,
+        _request: Request<v1::RecordSlaSignalRequest>,
+    ) -> Result<Response<v1::CommandResult>, Status> {
+        Err(never_sent())
+    }
 }
 
 fn never_sent() -> Status {
