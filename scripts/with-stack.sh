@@ -10,7 +10,7 @@
 # 127.0.0.1 with its data under .stack/<pid>/ of the repository, the variable is pointed at it
 # (overriding the given URL), and the server is stopped and its data removed when CMD ends,
 # also on INT and TERM. Missing servers are installed from Debian's packages (nats-server,
-# postgresql).
+# postgresql). NATS_SERVER_BIN, when set, is the nats-server binary a private server runs.
 #
 # PostgreSQL refuses to run as root, so as root the private server runs as the `postgres`
 # system user. Messages go to standard error with a "with-stack:" prefix; the last lines a
@@ -105,8 +105,13 @@ free_port() {
   die "found no free port on 127.0.0.1"
 }
 
-# Debian installs it in /usr/sbin, which is not on every user's PATH.
+# NATS_SERVER_BIN names another server binary (tests run against several versions); Debian
+# installs it in /usr/sbin, which is not on every user's PATH.
 find_nats_server() {
+  if [ -n "${NATS_SERVER_BIN:-}" ]; then
+    echo "$NATS_SERVER_BIN"
+    return 0
+  fi
   if command -v nats-server 2>/dev/null; then
     return 0
   fi
