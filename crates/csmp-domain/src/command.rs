@@ -20,6 +20,9 @@ pub mod limits {
     /// Reasons, questions, replies, resolution summaries and feedback comments.
     pub const NOTE: usize = 2_000;
     pub const REQUEST_ID: usize = 128;
+    /// The largest single refund, in minor units: 10,000,000,000.00 in a two-digit currency.
+    /// Sums over a tenant's refunds then stay far inside 64 bits.
+    pub const MAX_REFUND_MINOR: i64 = 1_000_000_000_000;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

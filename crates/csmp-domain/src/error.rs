@@ -68,6 +68,9 @@ pub enum DomainError {
     /// treats it as done.
     #[error("the {kind} of the {target} clock (cycle {cycle}) is already recorded")]
     SlaSignalRecorded { target: String, cycle: u32, kind: String },
+    /// Whoever asked for a refund may not approve it (`PERMISSION_DENIED`); another lead must.
+    #[error("refund {0} was requested by the approver; another lead must approve it")]
+    SelfApproval(String),
     /// The request id was already used on this ticket for a different command.
     #[error("request_id was already used on this ticket for {0}")]
     RequestIdReused(String),
@@ -81,9 +84,9 @@ impl DomainError {
             | DomainError::TooLong { .. }
             | DomainError::RequestIdReused(_) => ErrorKind::InvalidInput,
             DomainError::TicketNotFound => ErrorKind::NotFound,
-            DomainError::RoleNotAllowed { .. } | DomainError::ApprovalNeedsLead { .. } => {
-                ErrorKind::NotPermitted
-            }
+            DomainError::RoleNotAllowed { .. }
+            | DomainError::ApprovalNeedsLead { .. }
+            | DomainError::SelfApproval(_) => ErrorKind::NotPermitted,
             DomainError::TicketExists
             | DomainError::InvalidTransition { .. }
             | DomainError::AlreadyAcknowledged

@@ -41,6 +41,8 @@ pub enum RefundStatus {
 pub struct Refund {
     pub amount: Money,
     pub status: RefundStatus,
+    /// Who asked for a refund that waits for approval; they may not approve it themselves.
+    pub requested_by: Option<String>,
 }
 
 /// The facts fixed when the ticket was opened.
@@ -343,6 +345,16 @@ impl Ticket {
                         format!("{} is not a positive amount", amount.amount_minor),
                     ));
                 }
+                if amount.amount_minor > limits::MAX_REFUND_MINOR {
+                    return Err(DomainError::invalid(
+                        "amount_minor",
+                        format!(
+                            "{} is above the largest refund, {}",
+                            amount.amount_minor,
+                            limits::MAX_REFUND_MINOR
+                        ),
+                    ));
+                }
                 if self.status == TicketStatus::Closed {
                     return Err(wrong_state());
                 }
@@ -392,6 +404,9 @@ impl Ticket {
                         limit: describe_limit(&ctx.refund_limits, role, amount.currency),
                     });
                 }
+                if self.requester(refund_id).as_deref() == Some(ctx.actor.id.as_str()) {
+                    return Err(DomainError::SelfApproval(refund_id.to_string()));
+                }
                 if self.status == TicketStatus::Closed {
                     return Err(wrong_state());
                 }
@@ -426,6 +441,7 @@ impl Ticket {
                 if *cycle == 0 {
                     return Err(DomainError::invalid("cycle", "cycles count from 1"));
                 }
+                check_time("due_at", *due_at)?;
                 if self.sla_signals.contains(&(*target, *cycle, *kind)) {
                     return Err(DomainError::SlaSignalRecorded {
                         target: target.to_string(),
@@ -479,9 +495,13 @@ impl Ticket {
         }
     }
 
+    fn requester(&self, refund_id: &RefundId) -> Option<String> {
+        self.refunds.get(refund_id).and_then(|refund| refund.requested_by.clone())
+    }
+
     fn pending_refund(&self, refund_id: &RefundId) -> Result<Money, DomainError> {
         match self.refunds.get(refund_id) {
-            Some(Refund { amount, status: RefundStatus::AwaitingApproval }) => Ok(*amount),
+            Some(Refund { amount, status: RefundStatus::AwaitingApproval, .. }) => Ok(*amount),
             _ => Err(DomainError::RefundNotPending(refund_id.to_string())),
         }
     }
@@ -569,7 +589,11 @@ impl Ticket {
             EventPayload::RefundIssued(issued) => {
                 self.refunds.insert(
                     issued.refund_id.clone(),
-                    Refund { amount: issued.amount, status: RefundStatus::Issued },
+                    Refund {
+                        amount: issued.amount,
+                        status: RefundStatus::Issued,
+                        requested_by: None,
+                    },
                 );
                 *self.refunded.entry(issued.amount.currency).or_default() +=
                     issued.amount.amount_minor;
@@ -577,13 +601,21 @@ impl Ticket {
             EventPayload::RefundRequested(requested) => {
                 self.refunds.insert(
                     requested.refund_id.clone(),
-                    Refund { amount: requested.amount, status: RefundStatus::AwaitingApproval },
+                    Refund {
+                        amount: requested.amount,
+                        status: RefundStatus::AwaitingApproval,
+                        requested_by: Some(event.actor.id.clone()),
+                    },
                 );
             }
             EventPayload::RefundApproved(approved) => {
                 self.refunds.insert(
                     approved.refund_id.clone(),
-                    Refund { amount: approved.amount, status: RefundStatus::Approved },
+                    Refund {
+                        amount: approved.amount,
+                        status: RefundStatus::Approved,
+                        requested_by: self.requester(&approved.refund_id),
+                    },
                 );
                 *self.refunded.entry(approved.amount.currency).or_default() +=
                     approved.amount.amount_minor;
@@ -591,7 +623,11 @@ impl Ticket {
             EventPayload::RefundRejected(rejected) => {
                 self.refunds.insert(
                     rejected.refund_id.clone(),
-                    Refund { amount: rejected.amount, status: RefundStatus::Rejected },
+                    Refund {
+                        amount: rejected.amount,
+                        status: RefundStatus::Rejected,
+                        requested_by: self.requester(&rejected.refund_id),
+                    },
                 );
             }
             EventPayload::FeedbackGiven(feedback) => {
@@ -661,6 +697,7 @@ fn check_context(ctx: &CommandContext) -> Result<(), DomainError> {
                 "only the importer may give a historical time",
             ));
         }
+        check_time("occurred_at", at)?;
         if (at - ctx.now).num_seconds() > MAX_CLOCK_SKEW_SECS {
             return Err(DomainError::invalid("occurred_at", format!("{at} is in the future")));
         }
@@ -690,10 +727,28 @@ fn check_note(field: &'static str, text: &str, required: bool) -> Result<(), Dom
     check_len(field, text, limits::NOTE)
 }
 
+/// Checks a text against its limit, and refuses control characters other than tab and line
+/// breaks: they have no place in a ticket, and PostgreSQL cannot store NUL in text at all.
 fn check_len(field: &'static str, text: &str, max: usize) -> Result<(), DomainError> {
     let len = text.chars().count();
     if len > max {
         return Err(DomainError::TooLong { field, len, max });
+    }
+    if let Some(c) = text.chars().find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
+        return Err(DomainError::invalid(
+            field,
+            format!("must not contain control character U+{:04X}", u32::from(c)),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that a time given in a command lies between 1970 and the year 9999, the range every
+/// read model stores.
+fn check_time(field: &'static str, at: DateTime<Utc>) -> Result<(), DomainError> {
+    let latest = DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z").expect("a valid time");
+    if at < DateTime::UNIX_EPOCH || at > latest {
+        return Err(DomainError::invalid(field, format!("{at} is not between 1970 and 9999")));
     }
     Ok(())
 }
