@@ -4,6 +4,7 @@
 mod report;
 mod run;
 mod services;
+mod sla;
 
 mod shift;
 
@@ -88,6 +89,12 @@ enum Commands {
         #[arg(long, default_value_t = 1)]
         scale_down: i32,
     },
+    /// Run the SLA timer: record due SLA warnings and breaches through the command API.
+    SlaTimer(sla::TimerArgs),
+    /// Store a business-hours calendar of a tenant (JSON, optional iCalendar holidays).
+    SlaCalendar(sla::CalendarArgs),
+    /// Store the next SLA policy version of a tenant (JSON).
+    SlaPolicyVersion(sla::PolicyVersionArgs),
     /// Print the report of one or more tenants from the query API.
     Report {
         #[arg(long, default_value = "http://127.0.0.1:50052")]
@@ -133,6 +140,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Commands::SlaPolicy { tenant, scale_down } => {
             services::set_sla_policy(&global, &tenant, scale_down).await
         }
+        Commands::SlaTimer(args) => sla::timer(&global, &args).await,
+        Commands::SlaCalendar(args) => sla::set_calendar(&global, &args).await,
+        Commands::SlaPolicyVersion(args) => sla::set_policy_version(&global, &args).await,
         Commands::Report { query_url, tenant } => {
             let text = run::report(&query_url, &tenant, None, Duration::from_secs(60)).await?;
             println!("{text}");

@@ -125,13 +125,18 @@ pub async fn tenant_section(
                     min_position: 0,
                 })
                 .await
-                .map(|r| r.into_inner().total)
+                .map(|r| r.into_inner())
                 .map_err(status_error("list SLA tickets"))
         }
     };
-    let at_risk = sla_total(Kind::AtRisk).await?;
+    let at_risk = sla_total(Kind::AtRisk).await?.total;
     let breached = sla_total(Kind::Breached).await?;
-    writeln!(out, "\nSLA: {at_risk} tickets at risk, {breached} breached")?;
+    writeln!(out, "\nSLA: {at_risk} tickets at risk, {} breached", breached.total)?;
+    writeln!(
+        out,
+        "SLA signals recorded: {} warnings, {} breaches",
+        breached.warnings_recorded, breached.breaches_recorded
+    )?;
 
     // 4. Feedback and durations.
     let overall = feedback(client, tenant, pb::FeedbackGrouping::None).await?;

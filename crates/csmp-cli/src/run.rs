@@ -182,6 +182,16 @@ pub async fn main_job(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> 
     )?;
     let outcome = async {
         wait_until_serving(&command_url, &mut services).await?;
+
+        // The SLA timer, once commands are served. It watches the tickets opened from now on,
+        // the live shift's, and leaves the imported history alone.
+        let watch_from = chrono::Utc::now().to_rfc3339();
+        services.start(
+            global,
+            &logs,
+            "sla-timer",
+            &["sla-timer", "--command-url", &command_url, "--watch-opened-from", &watch_from],
+        )?;
         wait_until_serving(&query_url, &mut services).await?;
         eprintln!(
             "services up: commands {command_url}, queries {query_url}, logs in {}",

@@ -311,6 +311,11 @@ impl Shift {
             reason: reason.to_owned(),
         };
         let sent = c.escalate_ticket(request).await;
+        // The SLA timer may have escalated the ticket already (a breached first response on a
+        // critical ticket): it is at that tier or above, which is what this step is for.
+        if sent.as_ref().is_err_and(|status| status.code() == tonic::Code::FailedPrecondition) {
+            return true;
+        }
         self.send("escalate", sent, |s, _| s.escalated += 1).await.is_some()
     }
 

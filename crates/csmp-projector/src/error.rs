@@ -52,6 +52,15 @@ pub enum ProjectorError {
     /// (`INVALID_ARGUMENT`).
     #[error("invalid SLA policy: {0}")]
     InvalidPolicy(String),
+    /// The stored SLA configuration of a tenant (policy versions, calendars) no longer forms a
+    /// valid history, for example after a hand edit. Permanent: an operator must fix the rows.
+    #[error("stored SLA configuration of tenant {tenant} is invalid: {detail}")]
+    SlaConfig { tenant: String, detail: String },
+    /// A calendar given to [`set_calendar`](crate::set_calendar) or a holiday file given to
+    /// [`import_holidays`](crate::import_holidays) is refused; the message names the field or
+    /// line. Do not retry unchanged (`INVALID_ARGUMENT`).
+    #[error("invalid SLA calendar: {0}")]
+    InvalidCalendar(String),
     /// A fault injected by a test ([`FaultInjection`](crate::FaultInjection)); the batch was
     /// rolled back. Permanent, so that the run ends and the test restarts it.
     #[error("injected fault in the batch at stream positions {first}..={last}")]
@@ -68,6 +77,8 @@ impl ProjectorError {
             | ProjectorError::ReadModel { .. }
             | ProjectorError::Policy { .. }
             | ProjectorError::InvalidPolicy(_)
+            | ProjectorError::SlaConfig { .. }
+            | ProjectorError::InvalidCalendar(_)
             | ProjectorError::Injected { .. } => false,
         }
     }

@@ -3,7 +3,9 @@
 //! Three projectors, one per read model, each in a PostgreSQL schema of its own:
 //! - `queues`: one row per ticket with its current state, every event of its timeline, and its
 //!   refunds; the work queues and customer histories are read from here;
-//! - `sla`: the first-response and resolution clocks of every ticket, with the tenant's targets;
+//! - `sla`: every SLA clock of every ticket (first response, next response per cycle,
+//!   resolution, complaint acknowledgement) measured by the `csmp-sla` engine under the
+//!   tenant's versioned policies and business-hours calendars, and the SLA signals recorded;
 //! - `feedback`: per ticket the facts analytics need (times, agent, ratings) and escalations.
 //!
 //! Every projector is a durable JetStream pull consumer on all subjects of the stream. A fetched
@@ -15,7 +17,9 @@
 //!
 //! Layout:
 //! - [`error`]: what can go wrong and how a caller handles it;
-//! - [`schema`]: versioned migrations and the tenant SLA policies;
+//! - [`schema`]: versioned migrations and the tenants' wall-clock base policies;
+//! - [`sla_config`]: policy versions and calendars, loaded the same way by the projector, the
+//!   query service and the SLA timer, and the per-ticket facts the clocks are rebuilt from;
 //! - `runner`: the consumer, the locks and the batch transaction;
 //! - `intake`: decoding messages, and the dead letters for those that are not events;
 //! - `rows`: multi-row statements, one array parameter per column;
@@ -31,6 +35,7 @@ mod rows;
 mod runner;
 pub mod schema;
 mod sla;
+pub mod sla_config;
 
 use std::fmt;
 use std::future::Future;
@@ -41,6 +46,9 @@ use csmp_eventstore::EventStoreConfig;
 
 pub use error::ProjectorError;
 pub use schema::{migrate, set_sla_policy, sla_policy};
+pub use sla_config::{
+    import_holidays, load_tenant_sla, set_calendar, set_sla_policy_version, SlaFacts, TenantSla,
+};
 
 /// Which read model a projector keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

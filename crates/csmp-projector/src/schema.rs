@@ -168,6 +168,72 @@ CREATE INDEX tickets_resolution_running ON sla.tickets (tenant, res_due_at)
     WHERE res_stopped_at IS NULL AND res_paused_since IS NULL;
 ";
 
+/// The business-hours SLA: per-ticket facts and one row per clock, measured by `csmp-sla`.
+/// The old wall-clock columns go, and the checkpoint goes back to 0 so that the projector
+/// rebuilds the read model from the stream (the runner re-creates its consumer to match).
+const SLA_V2: &str = "
+DROP TABLE sla.tickets;
+CREATE TABLE sla.policy_versions (
+    tenant text NOT NULL,
+    version integer NOT NULL,
+    effective_from timestamptz NOT NULL,
+    policy jsonb NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant, version)
+);
+CREATE TABLE sla.calendars (
+    tenant text NOT NULL,
+    name text NOT NULL,
+    calendar jsonb NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant, name)
+);
+CREATE TABLE sla.tickets (
+    tenant text NOT NULL,
+    ticket_id uuid NOT NULL,
+    priority text NOT NULL,
+    customer_tier text NOT NULL,
+    opened_at timestamptz,
+    policy_version integer,
+    facts jsonb NOT NULL,
+    version bigint NOT NULL,
+    last_position bigint NOT NULL,
+    PRIMARY KEY (tenant, ticket_id)
+) WITH (fillfactor = 80);
+CREATE TABLE sla.clocks (
+    tenant text NOT NULL,
+    ticket_id uuid NOT NULL,
+    target text NOT NULL
+        CHECK (target IN ('first_response', 'next_response', 'resolution',
+                          'complaint_acknowledgement')),
+    cycle integer NOT NULL,
+    within_seconds bigint NOT NULL,
+    measured_in text NOT NULL,
+    started_at timestamptz NOT NULL,
+    stopped_at timestamptz,
+    running boolean NOT NULL,
+    warning_at timestamptz,
+    due_at timestamptz,
+    PRIMARY KEY (tenant, ticket_id, target, cycle)
+);
+CREATE INDEX clocks_running_due ON sla.clocks (tenant, due_at) WHERE running;
+CREATE TABLE sla.signals (
+    tenant text NOT NULL,
+    ticket_id uuid NOT NULL,
+    target text NOT NULL,
+    cycle integer NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('warning', 'breach')),
+    due_at timestamptz NOT NULL,
+    recorded_at timestamptz NOT NULL,
+    policy_version integer NOT NULL,
+    position bigint NOT NULL,
+    PRIMARY KEY (tenant, ticket_id, target, cycle, kind)
+);
+CREATE INDEX signals_by_kind ON sla.signals (tenant, kind);
+UPDATE sla.checkpoint SET position = 0, updated_at = now();
+DELETE FROM sla.dead_letters;
+";
+
 const FEEDBACK_V1: &str = "
 CREATE TABLE feedback.tickets (
     tenant text NOT NULL,
@@ -225,7 +291,11 @@ fn migrations(kind: ProjectorKind) -> Vec<(i32, &'static str, String)> {
         ProjectorKind::Sla => SLA_V1,
         ProjectorKind::Feedback => FEEDBACK_V1,
     };
-    vec![(1, "read model tables", format!("{bookkeeping}{tables}"))]
+    let mut all = vec![(1, "read model tables", format!("{bookkeeping}{tables}"))];
+    if kind == ProjectorKind::Sla {
+        all.push((2, "business-hours SLA clocks and signals", SLA_V2.to_owned()));
+    }
+    all
 }
 
 /// Creates or upgrades the schema of `kind`'s read model. Idempotent; safe when several
@@ -292,11 +362,14 @@ async fn migrate_in_transaction(pg: &Client, kind: ProjectorKind) -> Result<usiz
     Ok(applied)
 }
 
-/// Stores `policy` as `tenant`'s SLA targets, replacing the default table
+/// Stores `policy` as `tenant`'s wall-clock SLA table, replacing the default one
 /// ([`SlaPolicy::default`]).
 ///
-/// The `sla` projector uses it for clocks it starts or re-targets from then on; clocks already
-/// running keep the targets they were given. Creates the `sla` schema if it is not there yet.
+/// It becomes the tenant's base policy version 0, effective from 1970 and measured around the
+/// clock ([`policy_from_wall_clock`](crate::sla_config::policy_from_wall_clock)); versions
+/// stored with [`set_sla_policy_version`](crate::set_sla_policy_version) still follow it.
+/// Tickets under version 0 are measured under the new table the next time the projector folds
+/// one of their events. Creates the `sla` schema if it is not there yet.
 pub async fn set_sla_policy(
     pg: &Client,
     tenant: &TenantId,

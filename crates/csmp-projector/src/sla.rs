@@ -1,29 +1,35 @@
-//! The `sla` read model: a first-response clock and a resolution clock per ticket.
+//! The `sla` read model: every SLA clock of every ticket, measured in business time by the
+//! `csmp-sla` engine, and the SLA signals recorded on the stream.
 //!
-//! Both clocks live in one `sla.tickets` row per ticket (`fr_*` for the first response,
-//! `res_*` for the resolution), so that an event costs one row write. A clock stores what the
-//! events fix: its target, its start, its due time, the time spent
-//! paused and when it stopped. States that depend on the present (running past due, at risk)
-//! are computed by the query service from `due_at` and its clock, never stored here. The rules
-//! (pausing while waiting on the customer, reopening, re-targeting on a priority change) are
-//! described with a worked example in `docs/sla.md`. Clocks count whole seconds on wall-clock
-//! time: event times are cut to the second.
+//! A ticket's `sla.tickets` row keeps its [`SlaFacts`] (the opening and each later fact the
+//! clocks use) and the policy version it is measured under. From the facts and the tenant's
+//! configuration ([`load_tenant_sla`]) the projector rebuilds the ticket's clocks whenever one
+//! of its events arrives, and rewrites one `sla.clocks` row per clock (first response, each
+//! next-response cycle, resolution, complaint acknowledgement) with what events fix: target,
+//! start, stop, whether it runs, and its warning and due instants, so that queries can order
+//! and filter by due time. What depends on the present (breached now, time left) is computed
+//! by the query service with its own clock. `sla.warning_reached` and `sla.breached` events
+//! become `sla.signals` rows. A ticket whose opening time is unknown has no clocks.
+//!
+//! Everything here is a function of the events and the stored configuration, so a batch that
+//! is applied again after a crash writes the same rows. The rules, with worked examples, are
+//! in `docs/sla.md` and `docs/sla-business-hours.md`.
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Duration, SubsecRound, Utc};
-use csmp_domain::sla::{SlaPolicy, SlaTargets};
-use csmp_domain::{CustomerTier, EventPayload, Priority, RecordedEvent};
+use chrono::{DateTime, Utc};
+use csmp_domain::{CustomerTier, EventPayload, Priority, RecordedEvent, TicketId};
+use csmp_sla::{Measure, SlaClocks};
 use tokio_postgres::{Client, Statement, Transaction};
-use tracing::debug;
+use tracing::{debug, warn};
 use uuid::Uuid;
 
 use crate::error::ProjectorError;
 use crate::intake::check_place;
 use crate::queues::batch_keys;
-use crate::rows::{parse_column, ColumnArrays, RowTable};
+use crate::rows::{parse_column, unnest_upsert, ColumnArrays, RowTable};
 use crate::runner::Rejected;
-use crate::schema::load_policies;
+use crate::sla_config::{due_time, load_tenant_sla, SlaFacts, TenantSla};
 
 const SCHEMA: &str = "sla";
 
@@ -33,19 +39,8 @@ const COLUMNS: &[(&str, &str)] = &[
     ("priority", "text"),
     ("customer_tier", "text"),
     ("opened_at", "timestamptz"),
-    ("fr_target_seconds", "int8"),
-    ("fr_at_risk_percent", "int2"),
-    ("fr_due_at", "timestamptz"),
-    ("fr_stopped_at", "timestamptz"),
-    ("fr_outcome", "text"),
-    ("res_target_seconds", "int8"),
-    ("res_at_risk_percent", "int2"),
-    ("res_due_at", "timestamptz"),
-    ("res_paused_since", "timestamptz"),
-    ("res_paused_seconds", "int8"),
-    ("res_resolved_seconds", "int8"),
-    ("res_stopped_at", "timestamptz"),
-    ("res_outcome", "text"),
+    ("policy_version", "int4"),
+    ("facts", "jsonb"),
     ("version", "int8"),
     ("last_position", "int8"),
 ];
@@ -57,169 +52,71 @@ const TICKETS: RowTable = RowTable {
     fixed: &["customer_tier", "opened_at"],
 };
 
-/// Whether a stopped clock kept its promise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    Met,
-    Breached,
-}
+const CLOCK_COLUMNS: &[(&str, &str)] = &[
+    ("tenant", "text"),
+    ("ticket_id", "uuid"),
+    ("target", "text"),
+    ("cycle", "int4"),
+    ("within_seconds", "int8"),
+    ("measured_in", "text"),
+    ("started_at", "timestamptz"),
+    ("stopped_at", "timestamptz"),
+    ("running", "bool"),
+    ("warning_at", "timestamptz"),
+    ("due_at", "timestamptz"),
+];
 
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Met => "met",
-            Outcome::Breached => "breached",
-        }
-    }
-}
+const SIGNAL_COLUMNS: &[(&str, &str)] = &[
+    ("tenant", "text"),
+    ("ticket_id", "uuid"),
+    ("target", "text"),
+    ("cycle", "int4"),
+    ("kind", "text"),
+    ("due_at", "timestamptz"),
+    ("recorded_at", "timestamptz"),
+    ("policy_version", "int4"),
+    ("position", "int8"),
+];
 
-/// One SLA clock, as stored in `sla.clocks`.
+/// A ticket's SLA state: its facts and what they were last measured under.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Clock {
-    pub target_seconds: i64,
-    pub at_risk_percent: i16,
-    /// The ticket's opening time; `None` when unknown, and then so is everything derived.
-    pub started_at: Option<DateTime<Utc>>,
-    /// Start plus target plus the time paused and the time spent resolved before a reopen.
-    pub due_at: Option<DateTime<Utc>>,
-    pub paused_since: Option<DateTime<Utc>>,
-    /// Time spent waiting on the customer, in closed pauses.
-    pub paused_seconds: i64,
-    /// Time spent resolved before a reopen.
-    pub resolved_seconds: i64,
-    pub stopped_at: Option<DateTime<Utc>>,
-    pub outcome: Option<Outcome>,
+struct SlaTicket {
+    tenant: String,
+    ticket_id: Uuid,
+    priority: Priority,
+    customer_tier: CustomerTier,
+    facts: SlaFacts,
+    policy_version: Option<i32>,
+    version: i64,
+    last_position: i64,
 }
 
-impl Clock {
-    fn start(target: Duration, at_risk_percent: u8, started_at: Option<DateTime<Utc>>) -> Self {
-        Clock {
-            target_seconds: target.num_seconds(),
-            at_risk_percent: i16::from(at_risk_percent),
-            started_at,
-            due_at: started_at.map(|start| start + target),
-            paused_since: None,
-            paused_seconds: 0,
-            resolved_seconds: 0,
-            stopped_at: None,
-            outcome: None,
-        }
-    }
-
-    /// Stops a clock that runs or is paused; met when stopped at or before its due time.
-    fn stop(&mut self, at: DateTime<Utc>) {
-        if self.stopped_at.is_some() {
-            return;
-        }
-        self.resume(at);
-        self.stopped_at = Some(at);
-        self.outcome =
-            self.due_at.map(|due| if at <= due { Outcome::Met } else { Outcome::Breached });
-    }
-
-    /// Waiting on the customer: the clock stands still from `at`.
-    fn pause(&mut self, at: DateTime<Utc>) {
-        if self.stopped_at.is_none() && self.paused_since.is_none() {
-            self.paused_since = Some(at);
-        }
-    }
-
-    /// The customer answered: the pause ends and the due time moves by its length.
-    fn resume(&mut self, at: DateTime<Utc>) {
-        if let Some(since) = self.paused_since.take() {
-            let paused = at - since;
-            self.paused_seconds += paused.num_seconds();
-            self.due_at = self.due_at.map(|due| due + paused);
-        }
-    }
-
-    /// A reopen: the clock goes on with the time it had used; the time spent resolved is not
-    /// counted, so the due time moves by it.
-    fn reopen(&mut self, at: DateTime<Utc>) {
-        if let Some(stopped) = self.stopped_at.take() {
-            let resolved = at - stopped;
-            self.resolved_seconds += resolved.num_seconds();
-            self.due_at = self.due_at.map(|due| due + resolved);
-            self.outcome = None;
-        }
-    }
-
-    /// A new target for a clock that has not stopped, counted from its original start.
-    fn retarget(&mut self, target: Duration, at_risk_percent: u8) {
-        if self.stopped_at.is_some() {
-            return;
-        }
-        self.target_seconds = target.num_seconds();
-        self.at_risk_percent = i16::from(at_risk_percent);
-        let excluded = Duration::seconds(self.paused_seconds + self.resolved_seconds);
-        self.due_at = self.started_at.map(|start| start + target + excluded);
-    }
+/// One `sla.clocks` row.
+struct ClockRow {
+    tenant: String,
+    ticket_id: Uuid,
+    target: &'static str,
+    cycle: i32,
+    within_seconds: i64,
+    measured_in: String,
+    started_at: DateTime<Utc>,
+    stopped_at: Option<DateTime<Utc>>,
+    running: bool,
+    warning_at: Option<DateTime<Utc>>,
+    due_at: Option<DateTime<Utc>>,
 }
 
-/// A ticket's SLA state: what picks its targets, and its two clocks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SlaTicket {
-    pub tenant: String,
-    pub ticket_id: Uuid,
-    pub priority: Priority,
-    pub customer_tier: CustomerTier,
-    pub opened_at: Option<DateTime<Utc>>,
-    pub version: i64,
-    pub last_position: i64,
-    pub first_response: Clock,
-    pub resolution: Clock,
-}
-
-impl SlaTicket {
-    /// The state an opening starts, with `policy`'s targets for its priority and tier.
-    pub fn open(event: &RecordedEvent, policy: &SlaPolicy) -> Self {
-        let envelope = &event.envelope;
-        let EventPayload::Opened(opened) = &envelope.payload else {
-            unreachable!("SLA clocks start at the opening")
-        };
-        let started_at = envelope.occurred_at.map(|at| at.trunc_subsecs(0));
-        let targets = policy.targets(opened.priority, opened.customer_tier);
-        let percent = policy.at_risk_percent;
-        SlaTicket {
-            tenant: envelope.tenant.as_str().to_owned(),
-            ticket_id: envelope.ticket_id.0,
-            priority: opened.priority,
-            customer_tier: opened.customer_tier,
-            opened_at: started_at,
-            version: envelope.version as i64,
-            last_position: event.stream_seq as i64,
-            first_response: Clock::start(targets.first_response, percent, started_at),
-            resolution: Clock::start(targets.resolution, percent, started_at),
-        }
-    }
-
-    /// Folds an event after the opening; `policy` is the tenant's policy in force now.
-    pub fn fold(&mut self, event: &RecordedEvent, policy: &SlaPolicy) {
-        let envelope = &event.envelope;
-        let at = envelope.effective_time().trunc_subsecs(0);
-        match &envelope.payload {
-            EventPayload::Acknowledged(_) => self.first_response.stop(at),
-            EventPayload::PriorityChanged(changed) => {
-                self.priority = changed.to;
-                let SlaTargets { first_response, resolution } =
-                    policy.targets(self.priority, self.customer_tier);
-                self.first_response.retarget(first_response, policy.at_risk_percent);
-                self.resolution.retarget(resolution, policy.at_risk_percent);
-            }
-            EventPayload::CustomerAsked(_) => self.resolution.pause(at),
-            EventPayload::CustomerReplied(_) => self.resolution.resume(at),
-            EventPayload::Resolved(_) => {
-                // A resolution is also an answer: a ticket resolved before any acknowledgement
-                // has had its first response then.
-                self.first_response.stop(at);
-                self.resolution.stop(at);
-            }
-            EventPayload::Reopened(_) => self.resolution.reopen(at),
-            _ => {}
-        }
-        self.version = envelope.version as i64;
-        self.last_position = event.stream_seq as i64;
-    }
+/// One `sla.signals` row: a warning or breach recorded on the stream.
+struct SignalRow {
+    tenant: String,
+    ticket_id: Uuid,
+    target: &'static str,
+    cycle: i32,
+    kind: &'static str,
+    due_at: DateTime<Utc>,
+    recorded_at: DateTime<Utc>,
+    policy_version: i32,
+    position: i64,
 }
 
 /// The prepared statements of the sla projector.
@@ -227,6 +124,9 @@ pub(crate) struct Sla {
     load: Statement,
     insert: Statement,
     update: Statement,
+    delete_clocks: Statement,
+    insert_clocks: Statement,
+    insert_signals: Statement,
 }
 
 type Key = (String, Uuid);
@@ -238,6 +138,13 @@ impl Sla {
              JOIN UNNEST($1::text[], $2::uuid[]) AS k(tenant, ticket_id) USING (tenant, ticket_id)",
             COLUMNS.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
         );
+        let delete_clocks = format!(
+            "DELETE FROM {SCHEMA}.clocks c
+             USING UNNEST($1::text[], $2::uuid[]) AS k(tenant, ticket_id)
+             WHERE c.tenant = k.tenant AND c.ticket_id = k.ticket_id"
+        );
+        let insert_signals =
+            format!("{} ON CONFLICT DO NOTHING", unnest_upsert("sla.signals", SIGNAL_COLUMNS, &[]));
         let prepare = |sql: String| async move {
             pg.prepare(&sql).await.map_err(ProjectorError::postgres("prepare sla statement"))
         };
@@ -245,6 +152,9 @@ impl Sla {
             load: prepare(load).await?,
             insert: prepare(TICKETS.insert_sql()).await?,
             update: prepare(TICKETS.update_sql()).await?,
+            delete_clocks: prepare(delete_clocks).await?,
+            insert_clocks: prepare(unnest_upsert("sla.clocks", CLOCK_COLUMNS, &[])).await?,
+            insert_signals: prepare(insert_signals).await?,
         })
     }
 
@@ -254,27 +164,55 @@ impl Sla {
         tx: &Transaction<'_>,
         events: &[RecordedEvent],
     ) -> Result<Vec<Rejected>, ProjectorError> {
-        // 1. The batch's tickets with their clocks, and the policies of its tenants.
-        let (mut tickets, policies) = self.load(tx, events).await?;
-        let default_policy = SlaPolicy::default();
+        // 1. The batch's tickets with their facts, and the SLA configuration of its tenants.
+        let mut tickets = self.load(tx, events).await?;
+        let (tenants, _) = batch_keys(events);
+        let mut distinct: Vec<&str> = tenants.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let config = load_tenant_sla(tx, &distinct).await?;
 
-        // 2. Fold in memory, in stream order.
+        // 2. Fold the facts in memory, in stream order; signals become rows of their own.
         let mut changed: Vec<Key> = Vec::new();
         let mut created: HashSet<Key> = HashSet::new();
+        let mut signals = Vec::new();
         let mut rejected = Vec::new();
         for (index, event) in events.iter().enumerate() {
             let envelope = &event.envelope;
             let key = (envelope.tenant.as_str().to_owned(), envelope.ticket_id.0);
-            let policy = policies.get(envelope.tenant.as_str()).unwrap_or(&default_policy);
             let ticket = tickets.get_mut(&key);
             if let Err(reason) = check_place(ticket.as_ref().map(|t| t.version), event) {
                 rejected.push(Rejected { index, reason });
                 continue;
             }
             match ticket {
-                Some(ticket) => ticket.fold(event, policy),
+                Some(ticket) => {
+                    if let EventPayload::PriorityChanged(change) = &envelope.payload {
+                        ticket.priority = change.to;
+                    }
+                    if let Some(signal) = signal_row(event) {
+                        signals.push(signal);
+                    }
+                    ticket.facts.record(envelope);
+                    ticket.version = envelope.version as i64;
+                    ticket.last_position = event.stream_seq as i64;
+                }
                 None => {
-                    tickets.insert(key.clone(), SlaTicket::open(event, policy));
+                    let facts =
+                        SlaFacts::opened(envelope).expect("check_place lets only openings start");
+                    tickets.insert(
+                        key.clone(),
+                        SlaTicket {
+                            tenant: key.0.clone(),
+                            ticket_id: key.1,
+                            priority: facts.opening.priority,
+                            customer_tier: facts.opening.customer_tier,
+                            facts,
+                            policy_version: None,
+                            version: envelope.version as i64,
+                            last_position: event.stream_seq as i64,
+                        },
+                    );
                     created.insert(key.clone());
                 }
             }
@@ -284,7 +222,19 @@ impl Sla {
             debug!(seq = event.stream_seq, event_type = envelope.event_type(), "sla applied");
         }
 
-        // 3. One row per changed ticket, both clocks in it.
+        // 3. Each changed ticket's clocks, rebuilt from its facts under its tenant's policy.
+        let mut clocks = Vec::new();
+        for key in &changed {
+            let ticket = tickets.get_mut(key).expect("changed tickets are loaded");
+            let sla = &config[&ticket.tenant];
+            ticket.policy_version = None;
+            if let Some(measured) = measure(ticket, sla) {
+                ticket.policy_version = Some(measured.policy_version() as i32);
+                clocks.extend(clock_rows(ticket, &measured, sla)?);
+            }
+        }
+
+        // 4. One row per changed ticket, its clocks replaced, the new signals added.
         let (new_rows, old_rows): (Vec<&SlaTicket>, Vec<&SlaTicket>) = changed
             .iter()
             .map(|key| &tickets[key])
@@ -294,6 +244,12 @@ impl Sla {
             self.write(tx, &self.insert, &new_rows, TICKETS.columns),
             self.write(tx, &self.update, &old_rows, &update_columns),
         )?;
+        let changed_tenants: Vec<&str> = changed.iter().map(|(t, _)| t.as_str()).collect();
+        let changed_ids: Vec<Uuid> = changed.iter().map(|(_, id)| *id).collect();
+        tx.execute(&self.delete_clocks, &[&changed_tenants, &changed_ids])
+            .await
+            .map_err(ProjectorError::postgres("clear sla clocks"))?;
+        futures::try_join!(self.write_clocks(tx, &clocks), self.write_signals(tx, &signals))?;
         Ok(rejected)
     }
 
@@ -301,23 +257,17 @@ impl Sla {
         &self,
         tx: &Transaction<'_>,
         events: &[RecordedEvent],
-    ) -> Result<(HashMap<Key, SlaTicket>, HashMap<String, SlaPolicy>), ProjectorError> {
+    ) -> Result<HashMap<Key, SlaTicket>, ProjectorError> {
         let (tenants, ids) = batch_keys(events);
-        let mut distinct_tenants = tenants.clone();
-        distinct_tenants.sort_unstable();
-        distinct_tenants.dedup();
-        let (rows, policies) = futures::try_join!(
-            async {
-                tx.query(&self.load, &[&tenants, &ids])
-                    .await
-                    .map_err(ProjectorError::postgres("load sla tickets"))
-            },
-            load_policies(tx, &distinct_tenants),
-        )?;
-
+        let rows = tx
+            .query(&self.load, &[&tenants, &ids])
+            .await
+            .map_err(ProjectorError::postgres("load sla tickets"))?;
         let mut tickets = HashMap::with_capacity(rows.len());
         for row in rows {
-            let opened_at: Option<DateTime<Utc>> = row.get("opened_at");
+            let facts: serde_json::Value = row.get("facts");
+            let facts: SlaFacts = serde_json::from_value(facts)
+                .map_err(|err| ProjectorError::read_model(SCHEMA, format!("facts: {err}")))?;
             let ticket = SlaTicket {
                 tenant: row.get("tenant"),
                 ticket_id: row.get("ticket_id"),
@@ -328,35 +278,14 @@ impl Sla {
                     row.get("customer_tier"),
                     CustomerTier::parse,
                 )?,
-                opened_at,
+                facts,
+                policy_version: row.get("policy_version"),
                 version: row.get("version"),
                 last_position: row.get("last_position"),
-                first_response: Clock {
-                    target_seconds: row.get("fr_target_seconds"),
-                    at_risk_percent: row.get("fr_at_risk_percent"),
-                    started_at: opened_at,
-                    due_at: row.get("fr_due_at"),
-                    paused_since: None,
-                    paused_seconds: 0,
-                    resolved_seconds: 0,
-                    stopped_at: row.get("fr_stopped_at"),
-                    outcome: outcome(row.get("fr_outcome"))?,
-                },
-                resolution: Clock {
-                    target_seconds: row.get("res_target_seconds"),
-                    at_risk_percent: row.get("res_at_risk_percent"),
-                    started_at: opened_at,
-                    due_at: row.get("res_due_at"),
-                    paused_since: row.get("res_paused_since"),
-                    paused_seconds: row.get("res_paused_seconds"),
-                    resolved_seconds: row.get("res_resolved_seconds"),
-                    stopped_at: row.get("res_stopped_at"),
-                    outcome: outcome(row.get("res_outcome"))?,
-                },
             };
             tickets.insert((ticket.tenant.clone(), ticket.ticket_id), ticket);
         }
-        Ok((tickets, policies))
+        Ok(tickets)
     }
 
     /// Runs `statement` (the insert or the update of [`TICKETS`]) over `rows`.
@@ -370,27 +299,18 @@ impl Sla {
         if rows.is_empty() {
             return Ok(());
         }
-        let fr: Vec<&Clock> = rows.iter().map(|r| &r.first_response).collect();
-        let res: Vec<&Clock> = rows.iter().map(|r| &r.resolution).collect();
+        let facts: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| serde_json::to_value(&r.facts).expect("facts always serialize"))
+            .collect();
         let mut a = ColumnArrays::default();
         a.set("tenant", rows.iter().map(|r| r.tenant.as_str()).collect());
         a.set("ticket_id", rows.iter().map(|r| r.ticket_id).collect());
         a.set("priority", rows.iter().map(|r| r.priority.as_str()).collect());
         a.set("customer_tier", rows.iter().map(|r| r.customer_tier.as_str()).collect());
-        a.set("opened_at", rows.iter().map(|r| r.opened_at).collect());
-        a.set("fr_target_seconds", fr.iter().map(|c| c.target_seconds).collect());
-        a.set("fr_at_risk_percent", fr.iter().map(|c| c.at_risk_percent).collect());
-        a.set("fr_due_at", fr.iter().map(|c| c.due_at).collect());
-        a.set("fr_stopped_at", fr.iter().map(|c| c.stopped_at).collect());
-        a.set("fr_outcome", fr.iter().map(|c| c.outcome.map(Outcome::as_str)).collect());
-        a.set("res_target_seconds", res.iter().map(|c| c.target_seconds).collect());
-        a.set("res_at_risk_percent", res.iter().map(|c| c.at_risk_percent).collect());
-        a.set("res_due_at", res.iter().map(|c| c.due_at).collect());
-        a.set("res_paused_since", res.iter().map(|c| c.paused_since).collect());
-        a.set("res_paused_seconds", res.iter().map(|c| c.paused_seconds).collect());
-        a.set("res_resolved_seconds", res.iter().map(|c| c.resolved_seconds).collect());
-        a.set("res_stopped_at", res.iter().map(|c| c.stopped_at).collect());
-        a.set("res_outcome", res.iter().map(|c| c.outcome.map(Outcome::as_str)).collect());
+        a.set("opened_at", rows.iter().map(|r| r.facts.opened_at).collect());
+        a.set("policy_version", rows.iter().map(|r| r.policy_version).collect());
+        a.set("facts", facts);
         a.set("version", rows.iter().map(|r| r.version).collect());
         a.set("last_position", rows.iter().map(|r| r.last_position).collect());
         tx.execute(statement, &a.params(columns))
@@ -398,73 +318,132 @@ impl Sla {
             .map_err(ProjectorError::postgres("write sla tickets"))?;
         Ok(())
     }
-}
 
-fn outcome(raw: Option<&str>) -> Result<Option<Outcome>, ProjectorError> {
-    match raw {
-        None => Ok(None),
-        Some("met") => Ok(Some(Outcome::Met)),
-        Some("breached") => Ok(Some(Outcome::Breached)),
-        Some(other) => Err(ProjectorError::read_model(SCHEMA, format!("outcome {other:?}"))),
+    async fn write_clocks(
+        &self,
+        tx: &Transaction<'_>,
+        rows: &[ClockRow],
+    ) -> Result<(), ProjectorError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut a = ColumnArrays::default();
+        a.set("tenant", rows.iter().map(|r| r.tenant.as_str()).collect());
+        a.set("ticket_id", rows.iter().map(|r| r.ticket_id).collect());
+        a.set("target", rows.iter().map(|r| r.target).collect());
+        a.set("cycle", rows.iter().map(|r| r.cycle).collect());
+        a.set("within_seconds", rows.iter().map(|r| r.within_seconds).collect());
+        a.set("measured_in", rows.iter().map(|r| r.measured_in.as_str()).collect());
+        a.set("started_at", rows.iter().map(|r| r.started_at).collect());
+        a.set("stopped_at", rows.iter().map(|r| r.stopped_at).collect());
+        a.set("running", rows.iter().map(|r| r.running).collect());
+        a.set("warning_at", rows.iter().map(|r| r.warning_at).collect());
+        a.set("due_at", rows.iter().map(|r| r.due_at).collect());
+        tx.execute(&self.insert_clocks, &a.params(CLOCK_COLUMNS))
+            .await
+            .map_err(ProjectorError::postgres("write sla clocks"))?;
+        Ok(())
+    }
+
+    async fn write_signals(
+        &self,
+        tx: &Transaction<'_>,
+        rows: &[SignalRow],
+    ) -> Result<(), ProjectorError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut a = ColumnArrays::default();
+        a.set("tenant", rows.iter().map(|r| r.tenant.as_str()).collect());
+        a.set("ticket_id", rows.iter().map(|r| r.ticket_id).collect());
+        a.set("target", rows.iter().map(|r| r.target).collect());
+        a.set("cycle", rows.iter().map(|r| r.cycle).collect());
+        a.set("kind", rows.iter().map(|r| r.kind).collect());
+        a.set("due_at", rows.iter().map(|r| r.due_at).collect());
+        a.set("recorded_at", rows.iter().map(|r| r.recorded_at).collect());
+        a.set("policy_version", rows.iter().map(|r| r.policy_version).collect());
+        a.set("position", rows.iter().map(|r| r.position).collect());
+        tx.execute(&self.insert_signals, &a.params(SIGNAL_COLUMNS))
+            .await
+            .map_err(ProjectorError::postgres("write sla signals"))?;
+        Ok(())
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use chrono::TimeZone;
-
-    use super::*;
-
-    fn at(h: u32, m: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, 2, h, m, 0).unwrap()
+/// The ticket's clocks, or `None` without an opening time or without a usable policy (logged:
+/// such a ticket has no clocks until its tenant's configuration is fixed).
+fn measure(ticket: &SlaTicket, sla: &TenantSla) -> Option<SlaClocks> {
+    match ticket.facts.clocks(TicketId(ticket.ticket_id), sla) {
+        Ok(clocks) => clocks,
+        Err(err) => {
+            warn!(
+                tenant = %ticket.tenant,
+                ticket_id = %ticket.ticket_id,
+                cause = %err,
+                "ticket has no SLA clocks"
+            );
+            None
+        }
     }
+}
 
-    #[test]
-    fn pause_moves_the_due_time_by_its_length() {
-        let mut clock = Clock::start(Duration::hours(8), 75, Some(at(9, 0)));
+/// The `sla.clocks` rows of a ticket, reported as of its last fact: what events fix does not
+/// depend on the instant chosen.
+fn clock_rows(
+    ticket: &SlaTicket,
+    clocks: &SlaClocks,
+    sla: &TenantSla,
+) -> Result<Vec<ClockRow>, ProjectorError> {
+    let last = ticket.facts.facts.last().map(|f| f.at);
+    let at = last.into_iter().chain([clocks.opened_at()]).max().expect("one instant at least");
+    let reports = match clocks.report(at) {
+        Ok(reports) => reports,
+        Err(err) => {
+            // A calendar that cannot place a due time: the clocks are kept without due times
+            // until the calendar is fixed and the ticket's next event arrives.
+            warn!(tenant = %ticket.tenant, ticket_id = %ticket.ticket_id, cause = %err,
+                "SLA due times cannot be computed");
+            return Ok(Vec::new());
+        }
+    };
+    Ok(reports
+        .iter()
+        .map(|report| ClockRow {
+            tenant: ticket.tenant.clone(),
+            ticket_id: ticket.ticket_id,
+            target: report.target.as_str(),
+            cycle: report.cycle as i32,
+            within_seconds: report.within.num_seconds(),
+            measured_in: match &report.measured_in {
+                Measure::Always => "always".to_owned(),
+                Measure::Calendar(name) => name.clone(),
+            },
+            started_at: report.started_at,
+            stopped_at: report.stopped_at,
+            running: clocks.is_running(report.target, report.cycle),
+            warning_at: report.warning_at,
+            due_at: due_time(report, &sla.calendars),
+        })
+        .collect())
+}
 
-        clock.pause(at(10, 0));
-        clock.resume(at(11, 30));
-
-        assert_eq!(clock.due_at, Some(at(18, 30)));
-        assert_eq!(clock.paused_seconds, 5_400);
-    }
-
-    #[test]
-    fn stop_while_paused_closes_the_pause_and_judges_against_the_moved_due_time() {
-        let mut clock = Clock::start(Duration::hours(1), 75, Some(at(9, 0)));
-        clock.pause(at(9, 30));
-
-        clock.stop(at(10, 15));
-
-        assert_eq!(clock.paused_seconds, 2_700);
-        assert_eq!(clock.due_at, Some(at(10, 45)));
-        assert_eq!(clock.outcome, Some(Outcome::Met));
-    }
-
-    #[test]
-    fn reopen_resumes_with_the_time_used_and_retarget_counts_from_the_start() {
-        let mut clock = Clock::start(Duration::hours(8), 75, Some(at(9, 0)));
-        clock.stop(at(10, 0));
-        clock.reopen(at(12, 0));
-
-        assert_eq!(clock.due_at, Some(at(19, 0)));
-        assert_eq!(clock.outcome, None);
-
-        clock.retarget(Duration::hours(4), 75);
-
-        assert_eq!(clock.due_at, Some(at(15, 0)));
-        assert_eq!(clock.target_seconds, 14_400);
-    }
-
-    #[test]
-    fn unknown_start_leaves_due_time_and_outcome_unknown() {
-        let mut clock = Clock::start(Duration::hours(1), 75, None);
-
-        clock.stop(at(10, 0));
-
-        assert_eq!(clock.due_at, None);
-        assert_eq!(clock.outcome, None);
-        assert_eq!(clock.stopped_at, Some(at(10, 0)));
-    }
+/// The `sla.signals` row of an `sla.warning_reached` or `sla.breached` event.
+fn signal_row(event: &RecordedEvent) -> Option<SignalRow> {
+    let envelope = &event.envelope;
+    let (kind, signal) = match &envelope.payload {
+        EventPayload::SlaWarningReached(signal) => ("warning", signal),
+        EventPayload::SlaBreached(signal) => ("breach", signal),
+        _ => return None,
+    };
+    Some(SignalRow {
+        tenant: envelope.tenant.as_str().to_owned(),
+        ticket_id: envelope.ticket_id.0,
+        target: signal.target.as_str(),
+        cycle: signal.cycle as i32,
+        kind,
+        due_at: signal.due_at,
+        recorded_at: envelope.effective_time(),
+        policy_version: signal.policy_version as i32,
+        position: event.stream_seq as i64,
+    })
 }

@@ -122,7 +122,35 @@ pub(crate) fn from_timestamp(
 ) -> Result<Option<DateTime<Utc>>, Status> {
     let Some(at) = at else { return Ok(None) };
     let nanos = u32::try_from(at.nanos).map_err(|_| invalid(field, "negative nanos"))?;
-    DateTime::from_timestamp(at.seconds, nanos)
-        .map(Some)
-        .ok_or_else(|| invalid(field, "out of range"))
+    let at = DateTime::from_timestamp(at.seconds, nanos)
+        .ok_or_else(|| invalid(field, "out of range"))?;
+    let latest = DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z").expect("a valid time");
+    if at < DateTime::UNIX_EPOCH || at > latest {
+        return Err(invalid(field, format!("{at} is not between 1970 and 9999")));
+    }
+    Ok(Some(at))
+}
+
+/// A time range whose ends may be open.
+pub(crate) type TimeRange = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// `from` and `to` of a time range, refused when `from` lies after `to`.
+pub(crate) fn time_range(
+    from: Option<&prost_types::Timestamp>,
+    to: Option<&prost_types::Timestamp>,
+) -> Result<TimeRange, Status> {
+    let from = from_timestamp("from", from)?;
+    let to = from_timestamp("to", to)?;
+    if let (Some(from), Some(to)) = (from, to) {
+        if from > to {
+            return Err(invalid("from", format!("{from} is after to, {to}")));
+        }
+    }
+    Ok((from, to))
+}
+
+/// An agent or customer id filter: the same rules as the ids the command API accepts.
+pub(crate) fn id_filter(field: &'static str, raw: &str) -> Result<(), Status> {
+    csmp_domain::ids::check_opaque_id(field, raw)
+        .map_err(|err| Status::invalid_argument(err.to_string()))
 }

@@ -8,7 +8,9 @@ use deadpool_postgres::Client;
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
-use crate::convert::{from_timestamp, status_filter, tier_filter, timestamp};
+use crate::convert::{
+    from_timestamp, id_filter, status_filter, tier_filter, time_range, timestamp,
+};
 use crate::error::{invalid, pool_status};
 use crate::wait::{self, Model};
 use crate::{analytics, page, sla, tickets, QueryService};
@@ -38,11 +40,22 @@ fn not_found(ticket: TicketId) -> Status {
 
 impl QueryService {
     /// A pooled connection, after the read models in `models` have applied `min_position`.
+    ///
+    /// A position the stream has not reached is refused at once: no command returned it, and
+    /// waiting for it would only hold the caller. The wait itself takes a connection only for
+    /// each look at the checkpoints, so that waiting queries cannot starve the pool.
     async fn read(&self, models: &[Model], min_position: u64) -> Result<Client, Status> {
-        let pg = self.inner.pool.get().await.map_err(pool_status)?;
-        let timeout = self.inner.config.read_your_writes_timeout;
-        wait::until_applied(&pg, models, min_position, timeout).await?;
-        Ok(pg)
+        if min_position > 0 {
+            let last = self.stream_last_position().await?;
+            if min_position > last {
+                return Err(Status::invalid_argument(format!(
+                    "invalid min_position: {min_position} is beyond the stream's last position {last}"
+                )));
+            }
+            let timeout = self.inner.config.read_your_writes_timeout;
+            wait::until_applied(&self.inner.pool, models, min_position, timeout).await?;
+        }
+        self.inner.pool.get().await.map_err(pool_status)
     }
 
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
@@ -87,6 +100,9 @@ impl TicketQueries for QueryService {
             request.statuses.iter().map(|s| status_filter(*s)).collect::<Result<_, _>>()?
         };
         let assignee = Some(request.assignee.as_str()).filter(|a| !a.is_empty());
+        if let Some(assignee) = assignee {
+            id_filter("assignee", assignee)?;
+        }
         let size = page::page_size(request.page_size);
         let offset = page::decode("queue", &request.page_token)?;
         let pg = self.read(&[Model::Queues, Model::Sla], request.min_position).await?;
@@ -102,9 +118,7 @@ impl TicketQueries for QueryService {
     ) -> Result<Response<pb::TicketPage>, Status> {
         let request = request.into_inner();
         let tenant = tenant(&request.tenant)?;
-        if request.customer_id.trim().is_empty() {
-            return Err(invalid("customer_id", "must not be empty"));
-        }
+        id_filter("customer_id", &request.customer_id)?;
         let size = page::page_size(request.page_size);
         let offset = page::decode("history", &request.page_token)?;
         let pg = self.read(&[Model::Queues, Model::Sla], request.min_position).await?;
@@ -166,8 +180,7 @@ impl TicketQueries for QueryService {
     ) -> Result<Response<pb::FeedbackSummary>, Status> {
         let request = request.into_inner();
         let tenant = tenant(&request.tenant)?;
-        let from = from_timestamp("from", request.from.as_ref())?;
-        let to = from_timestamp("to", request.to.as_ref())?;
+        let (from, to) = time_range(request.from.as_ref(), request.to.as_ref())?;
         let grouping = pb::FeedbackGrouping::try_from(request.group_by)
             .map_err(|_| invalid("group_by", format!("{} is not a grouping", request.group_by)))?;
         let pg = self.read(&[Model::Feedback], request.min_position).await?;
@@ -217,8 +230,7 @@ impl TicketQueries for QueryService {
     ) -> Result<Response<pb::AgentPerformance>, Status> {
         let request = request.into_inner();
         let tenant = tenant(&request.tenant)?;
-        let from = from_timestamp("from", request.from.as_ref())?;
-        let to = from_timestamp("to", request.to.as_ref())?;
+        let (from, to) = time_range(request.from.as_ref(), request.to.as_ref())?;
         let pg = self.read(&[Model::Feedback], request.min_position).await?;
         Ok(Response::new(analytics::agents(&pg, tenant.as_str(), from, to).await?))
     }

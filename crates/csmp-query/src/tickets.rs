@@ -22,15 +22,10 @@ const SUMMARY_COLUMNS: &str = "t.ticket_id, t.customer_id, t.customer_tier, t.ch
      t.is_complaint, t.opened_at, t.first_response_at, t.resolved_at, t.version, \
      due.due_at AS sla_due_at";
 
-/// The earliest due time among a ticket's running clocks (not stopped, not paused).
-const DUE_JOIN: &str =
-    "LEFT JOIN sla.tickets s ON s.tenant = t.tenant AND s.ticket_id = t.ticket_id
-     CROSS JOIN LATERAL (
-         SELECT least(
-             CASE WHEN s.fr_stopped_at IS NULL THEN s.fr_due_at END,
-             CASE WHEN s.res_stopped_at IS NULL AND s.res_paused_since IS NULL
-                  THEN s.res_due_at END
-         ) AS due_at
+/// The earliest due time among a ticket's running clocks (neither paused nor stopped).
+const DUE_JOIN: &str = "CROSS JOIN LATERAL (
+         SELECT min(c.due_at) AS due_at FROM sla.clocks c
+         WHERE c.tenant = t.tenant AND c.ticket_id = t.ticket_id AND c.running
      ) due";
 
 fn summary(row: &Row) -> pb::TicketSummary {

@@ -6,11 +6,11 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::Client;
+use deadpool_postgres::{Client, Pool};
 use tokio::time::Instant;
 use tonic::Status;
 
-use crate::error::db_status;
+use crate::error::{db_status, pool_status};
 
 /// The read models, by schema name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ const POLL: Duration = Duration::from_millis(5);
 /// Returns once every one of `models` has applied `min_position` (at once for 0), or
 /// `UNAVAILABLE` naming the position reached when `timeout` runs out first.
 pub(crate) async fn until_applied(
-    pg: &Client,
+    pool: &Pool,
     models: &[Model],
     min_position: u64,
     timeout: Duration,
@@ -48,7 +48,10 @@ pub(crate) async fn until_applied(
     }
     let deadline = Instant::now() + timeout;
     loop {
-        let reached = slowest_checkpoint(pg, models).await?;
+        let reached = {
+            let pg = pool.get().await.map_err(pool_status)?;
+            slowest_checkpoint(&pg, models).await?
+        };
         if reached >= min_position {
             return Ok(());
         }

@@ -147,10 +147,11 @@ async fn queue_follows_priority_customer_tier_due_time_and_id() {
         ..Default::default()
     };
 
-    // Critical: enterprise #9, then standard #10 (due 17:00) before #3 (due 20:30); high
+    // Critical: enterprise #9, then standard #3 (its next response, cycle 1 from the reply at
+    // 08:50, re-targeted to the critical 1 h: due 09:50) before #10 (due 17:00); high
     // business: #11 (due 13:30) before #8 (paused: no running clock); medium #5; low #4.
     let all = client.list_queue(queue("", 0)).await.unwrap().into_inner();
-    assert_eq!(ids(&all), expected(&[9, 10, 3, 11, 8, 5, 4]));
+    assert_eq!(ids(&all), expected(&[9, 3, 10, 11, 8, 5, 4]));
     assert_eq!(all.next_page_token, "");
     let sla_due: Vec<Option<i64>> =
         all.tickets.iter().map(|t| t.sla_due_at.as_ref().map(|d| d.seconds)).collect();
@@ -158,7 +159,7 @@ async fn queue_follows_priority_customer_tier_due_time_and_id() {
     let tomorrow = |h: u32, m: u32| Some(on(3, h, m).timestamp());
     assert_eq!(
         sla_due,
-        vec![due(9, 45), due(17, 0), due(20, 30), due(13, 30), None, tomorrow(7, 0), due(14, 0)]
+        vec![due(9, 45), due(9, 50), due(17, 0), due(13, 30), None, tomorrow(7, 0), due(14, 0)]
     );
 
     // Pages of two, chained by their tokens.
@@ -173,7 +174,7 @@ async fn queue_follows_priority_customer_tier_due_time_and_id() {
         token = page.next_page_token;
     }
     let expected_pages =
-        vec![expected(&[9, 10]), expected(&[3, 11]), expected(&[8, 5]), expected(&[4])];
+        vec![expected(&[9, 3]), expected(&[10, 11]), expected(&[8, 5]), expected(&[4])];
     assert_eq!(pages, expected_pages);
 
     // Filters: support tier, assignee, statuses.
@@ -343,6 +344,9 @@ async fn sla_clocks_pause_reopen_retarget_and_breach_by_the_injected_clock() {
     assert_eq!(s.clocks[0].target, pb::SlaTarget::FirstResponse as i32);
     assert_eq!(clock(&s.clocks[1]), (met, 28_800, t(18, 0), 25_200, false));
     assert_eq!(s.clocks[1].stopped_at, Some(ts(at(11, 0))));
+    // The reply at 10:20 started next-response cycle 1 (30 min), answered only by the
+    // resolution at 11:00: breached at 10:50, 10 minutes over.
+    assert_eq!(clock(&s.clocks[2]), (breached, 1_800, t(10, 50), -600, false));
 
     // #2: resolved 10:00, reopened 12:00: the two hours resolved move the due time to 19:00.
     let s = client.get_sla_status(status("acme", 2)).await.unwrap().into_inner();
@@ -350,13 +354,25 @@ async fn sla_clocks_pause_reopen_retarget_and_breach_by_the_injected_clock() {
 
     // #3: medium → critical at 09:00: resolution re-targeted to 12 h from 08:00, plus the
     // 30 minutes paused: due 20:30. The stopped first-response clock keeps its target.
+    // The reply at 08:50 started next-response cycle 1 (8 h, re-targeted to 1 h with the
+    // priority): due 09:50, still running and 2 h 10 min over at 12:00.
     let s = client.get_sla_status(status("acme", 3)).await.unwrap().into_inner();
+    assert_eq!(s.policy_version, Some(0));
     assert_eq!(clock(&s.clocks[0]), (met, 28_800, t(16, 0), 28_500, false));
     assert_eq!(clock(&s.clocks[1]), (running, 43_200, t(20, 30), 30_600, false));
+    assert_eq!(clock(&s.clocks[2]), (breached, 3_600, t(9, 50), -7_800, false));
+    let next = &s.clocks[2];
+    assert_eq!(next.target, pb::SlaTarget::NextResponse as i32);
+    assert_eq!((next.cycle, next.running), (1, true));
+    assert_eq!((next.business_seconds_left, next.business_seconds_overdue), (0, 7_800));
+    assert_eq!(next.warning_due_at, Some(ts(at(9, 35))));
+    assert_eq!((next.warning_at, next.breached_at), (None, None));
+    assert_eq!(s.clocks.len(), 3);
 
-    // #8: paused since 11:30 with 15.5 h left of 16 h.
+    // #8: paused since 11:30 with 15.5 h left of 16 h; a paused clock has no due time.
     let s = client.get_sla_status(status("acme", 8)).await.unwrap().into_inner();
-    assert_eq!(clock(&s.clocks[1]), (paused, 57_600, Some(on(3, 3, 0).timestamp()), 55_800, false));
+    assert_eq!(clock(&s.clocks[1]), (paused, 57_600, None, 55_800, false));
+    assert!(!s.clocks[1].running);
 
     // #6: imported without an opening time: no clock can be computed.
     let s = client.get_sla_status(status("acme", 6)).await.unwrap().into_inner();
@@ -367,17 +383,25 @@ async fn sla_clocks_pause_reopen_retarget_and_breach_by_the_injected_clock() {
     let s = client.get_sla_status(status("acme", 7)).await.unwrap().into_inner();
     assert_eq!(clock(&s.clocks[0]), (breached, 3_600, t(7, 0), -1_800, false));
 
-    // The stored pause and re-target, to the second.
-    let row =
-        h.pg.query_one(
-            "SELECT res_paused_seconds, res_resolved_seconds, res_due_at FROM sla.tickets
-             WHERE tenant = 'acme' AND ticket_id = $1",
+    // The stored clocks of #3, to the second: the resolution's due time includes the pause.
+    let rows =
+        h.pg.query(
+            "SELECT target, cycle, running, due_at FROM sla.clocks
+             WHERE tenant = 'acme' AND ticket_id = $1 ORDER BY target, cycle",
             &[&ticket(3).0],
         )
         .await
         .unwrap();
-    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (1_800, 0));
-    assert_eq!(row.get::<_, chrono::DateTime<chrono::Utc>>(2), at(20, 30));
+    let stored: Vec<(String, i32, bool, Option<chrono::DateTime<chrono::Utc>>)> =
+        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
+    assert_eq!(
+        stored,
+        vec![
+            ("first_response".to_owned(), 1, false, Some(at(16, 0))),
+            ("next_response".to_owned(), 1, true, Some(at(9, 50))),
+            ("resolution".to_owned(), 1, true, Some(at(20, 30))),
+        ]
+    );
 
     // #9 at 13:15: first response 3.5 h late; resolution due 13:30, at risk since 12:30.
     h.clock.set(at(13, 15));
@@ -399,15 +423,16 @@ async fn sla_clocks_pause_reopen_retarget_and_breach_by_the_injected_clock() {
     assert_eq!(listed(&at_risk), expected(&[9, 11, 4]));
     assert_eq!(at_risk.total, 3);
     let late = client.list_sla_tickets(list(Kind::Breached, 0)).await.unwrap().into_inner();
-    assert_eq!(listed(&late), expected(&[7, 9]));
+    assert_eq!(listed(&late), expected(&[7, 9, 3, 1]));
+    assert_eq!((late.warnings_recorded, late.breaches_recorded), (0, 0));
 
     // At 14:30 the first responses of #11 (13:30) and #4 (14:00) are late too.
     h.clock.set(at(14, 30));
     let late = client.list_sla_tickets(list(Kind::Breached, 2)).await.unwrap().into_inner();
     assert_eq!(listed(&late), expected(&[7, 9]));
-    assert_eq!(late.total, 4);
+    assert_eq!(late.total, 6);
     let late = client.list_sla_tickets(list(Kind::Breached, 0)).await.unwrap().into_inner();
-    assert_eq!(listed(&late), expected(&[7, 9, 11, 4]));
+    assert_eq!(listed(&late), expected(&[7, 9, 3, 1, 11, 4]));
 
     // Globex's own policy: critical enterprise first response in 15 s, resolution in 240 s.
     let s = client.get_sla_status(status("globex", 102)).await.unwrap().into_inner();

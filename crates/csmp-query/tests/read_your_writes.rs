@@ -22,8 +22,8 @@ fn get(min_position: u64) -> pb::GetTicketRequest {
 }
 
 #[tokio::test]
-async fn min_position_beyond_the_stream_waits_then_names_the_position_reached() {
-    let mut h = Harness::new("ryw_late", at(12, 0), Duration::from_millis(300)).await;
+async fn min_position_beyond_the_stream_is_refused_at_once() {
+    let mut h = Harness::new("ryw_beyond", at(12, 0), Duration::from_secs(20)).await;
     let last = h.publish(&one_ticket()).await;
     h.start_all();
     h.caught_up(last).await;
@@ -32,12 +32,36 @@ async fn min_position_beyond_the_stream_waits_then_names_the_position_reached() 
     let started = Instant::now();
     let err = client.get_ticket(get(last + 5)).await.unwrap_err();
 
-    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
-    assert_eq!(err.code(), Code::Unavailable);
-    let reached = format!("reached stream position {last}, not min_position {}", last + 5);
-    assert!(err.message().contains(&reached), "{}", err.message());
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(
+        err.message(),
+        format!("invalid min_position: {} is beyond the stream's last position {last}", last + 5)
+    );
     let at_the_end = client.get_ticket(get(last)).await.unwrap().into_inner();
     assert_eq!(at_the_end.ticket.unwrap().version, 1);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_position_not_applied_in_time_names_the_position_reached() {
+    let mut h = Harness::new("ryw_late", at(12, 0), Duration::from_millis(300)).await;
+    let mut script = one_ticket();
+    let opened = h.publish(&script).await;
+    h.start_all();
+    h.caught_up(opened).await;
+    h.stop(ProjectorKind::Queues).await;
+    script.acknowledge(1, "agent-1", at(9, 10));
+    let acknowledged = publish(&h.nats, &store(&h.stream), &script.events[1..]).await;
+    let mut client = h.client.clone();
+
+    let started = Instant::now();
+    let err = client.get_ticket(get(acknowledged)).await.unwrap_err();
+
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+    assert_eq!(err.code(), Code::Unavailable);
+    let reached = format!("reached stream position {opened}, not min_position {acknowledged}");
+    assert!(err.message().contains(&reached), "{}", err.message());
     h.shutdown().await;
 }
 

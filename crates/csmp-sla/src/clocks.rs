@@ -501,6 +501,12 @@ impl SlaClocks {
         clock.map(|clock| self.report_clock(clock, now)).transpose()
     }
 
+    /// True if and only if the clock of `target` and `cycle` is counting time now: started,
+    /// neither paused nor stopped. A breached clock may still be running.
+    pub fn is_running(&self, target: SlaTarget, cycle: u32) -> bool {
+        self.clocks.iter().any(|c| c.target == target && c.cycle == cycle && c.is_running())
+    }
+
     /// Warnings and breaches due at `now`, whether or not they were due before: the caller
     /// emits each [`SlaSignal::key`] once. Warnings come before breaches, per clock.
     pub fn due_events(&self, now: DateTime<Utc>) -> Result<Vec<SlaSignal>, ClockError> {
