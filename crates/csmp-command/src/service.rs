@@ -174,7 +174,12 @@ impl Inner {
 
         let mut conflicts = 0;
         loop {
-            // 3. A request handled before is answered from its receipt.
+            // 3. A request handled before is answered from its receipt, unless the ticket is
+            // hidden from the caller (another customer's).
+            if ticket.hidden_from(&ctx.actor) {
+                keep(&mut cached, ticket);
+                return Err(Status::not_found(format!("ticket {ticket_id} not found")));
+            }
             if let Some(answer) = answer_from_receipt(&ticket, &command, &ctx.request_id) {
                 keep(&mut cached, ticket);
                 return answer;

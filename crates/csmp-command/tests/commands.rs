@@ -445,3 +445,23 @@ fn the_default_config_retries_five_times() {
     assert_eq!(config.cache_capacity, 10_000);
     assert_eq!(config.store.stream, "CSMP_EVENTS");
 }
+
+#[tokio::test]
+async fn another_customer_cannot_read_a_result_through_a_reused_request_id() {
+    let stream = TestStream::new("cmd_foreign_customer");
+    let server = Server::start(support::config(&stream)).await;
+    let mut client = server.client.clone();
+    let id = expect_result(client.open_ticket(open("open-1")).await).ticket_id;
+    let reply = |who: &str| pb::RecordCustomerReplyRequest {
+        meta: meta("acme", who, pb::Role::Customer, "reply-1"),
+        ticket_id: id.clone(),
+        message: "Order 42".into(),
+    };
+    expect_result(client.record_customer_reply(reply("cust-1")).await);
+    let before = server.last_position().await;
+
+    let foreign = client.record_customer_reply(reply("cust-2")).await;
+
+    assert_eq!(expect_status(foreign, Code::NotFound), format!("ticket {id} not found"));
+    assert_eq!(server.last_position().await, before);
+}

@@ -13,7 +13,8 @@ use crate::event::{self, EventEnvelope, EventPayload, RecordedEvent, SCHEMA_VERS
 use crate::ids::{check_opaque_id, AgentId, CustomerId, RefundId, TenantId, TicketId};
 use crate::money::{Currency, Money};
 use crate::types::{
-    Channel, CustomerTier, Priority, Role, SlaSignalKind, SlaTargetKind, SupportTier, TicketStatus,
+    Actor, Channel, CustomerTier, Priority, Role, SlaSignalKind, SlaTargetKind, SupportTier,
+    TicketStatus,
 };
 
 /// How far in the future an importer's historical time may lie, to allow for clock skew.
@@ -128,6 +129,13 @@ impl Ticket {
         self.version > 0
     }
 
+    /// Whether `actor` is a customer other than the one who opened the ticket: to them the
+    /// ticket does not exist, so that its existence does not leak.
+    pub fn hidden_from(&self, actor: &Actor) -> bool {
+        actor.role == Role::Customer
+            && self.opening.as_ref().is_some_and(|o| o.customer_id.as_str() != actor.id)
+    }
+
     /// The result of an earlier command with this request id, if this ticket handled one.
     pub fn receipt(&self, request_id: &str) -> Option<&Receipt> {
         self.receipts.get(request_id)
@@ -187,11 +195,7 @@ impl Ticket {
     ) -> Result<EventPayload, DomainError> {
         let role = ctx.actor.role;
         let action = command.action();
-        // Another customer's ticket is answered as if it did not exist, so that its existence
-        // does not leak.
-        if role == Role::Customer
-            && self.opening.as_ref().is_some_and(|o| o.customer_id.as_str() != ctx.actor.id)
-        {
+        if self.hidden_from(&ctx.actor) {
             return Err(DomainError::TicketNotFound);
         }
         let staff_only = || {
