@@ -83,6 +83,28 @@ impl ProjectorError {
         }
     }
 
+    /// Whether PostgreSQL refused the values of a statement rather than the statement itself or
+    /// the connection: a data exception (class 22, such as a NUL in text or a time outside the
+    /// timestamp range), an integrity constraint (23) or a size limit (54). Such an error, met
+    /// while applying one event alone, is that event's fault and makes it a dead letter.
+    pub(crate) fn refuses_values(&self) -> bool {
+        self.refused_values_message().is_some()
+    }
+
+    /// PostgreSQL's message when [`refuses_values`](Self::refuses_values), prefixed with what
+    /// the projector was doing.
+    pub(crate) fn refused_values_message(&self) -> Option<String> {
+        let ProjectorError::Postgres { action, source } = self else {
+            return None;
+        };
+        let db = source.as_db_error()?;
+        let code = db.code().code();
+        ["22", "23", "54"]
+            .iter()
+            .any(|class| code.starts_with(class))
+            .then(|| format!("failed to {action}: {}", db.message()))
+    }
+
     pub(crate) fn postgres(action: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Self {
         move |source| ProjectorError::Postgres { action, source }
     }

@@ -118,15 +118,22 @@ pub(crate) async fn record(
             reason = %letter.reason,
             "dead letter: message skipped"
         );
+        // The body is bytea and keeps every byte; the text columns cannot hold a NUL, which a
+        // raw message may carry in its event type or in a decoder's message quoting it.
         let position = letter.position as i64;
-        tx.execute(
-            &statement,
-            &[&position, &letter.subject, &letter.event_type, &letter.reason, &&letter.body[..]],
-        )
-        .await
-        .map_err(ProjectorError::postgres("record dead letter"))?;
+        let subject = escape_nul(&letter.subject);
+        let event_type = letter.event_type.as_deref().map(escape_nul);
+        let reason = escape_nul(&letter.reason);
+        tx.execute(&statement, &[&position, &subject, &event_type, &reason, &&letter.body[..]])
+            .await
+            .map_err(ProjectorError::postgres("record dead letter"))?;
     }
     Ok(())
+}
+
+/// `text` with each NUL written as `\u0000`, as JSON would, since PostgreSQL text holds no NUL.
+fn escape_nul(text: &str) -> String {
+    text.replace('\0', "\\u0000")
 }
 
 /// Checks that `event` is the next event of a ticket whose read-model row is at `version`

@@ -8,6 +8,12 @@
 //! 3. stream positions are contiguous, so a message past checkpoint + 1 means the consumer is
 //!    not where the checkpoint is: the consumer is re-created to start at checkpoint + 1.
 //!
+//! When PostgreSQL refuses a value an event carries (a NUL in text, a time outside its range),
+//! the batch is rolled back and applied again one event per transaction, each with its
+//! checkpoint; the event refused on its own becomes a dead letter with PostgreSQL's message.
+//! Each of those transactions loads its rows afresh, so nothing folded before the rollback
+//! survives it.
+//!
 //! Only the instance holding the projector's session-level advisory lock consumes; another
 //! instance waits for the lock as a standby and takes over when the first one's connection ends.
 
@@ -369,7 +375,6 @@ impl Session<'_> {
         statements: &Statements,
         incoming: &[Incoming],
     ) -> Result<(BatchEnd, Option<usize>), ProjectorError> {
-        let schema = self.config.kind.name();
         let tx = pg.transaction().await.map_err(ProjectorError::postgres("begin batch"))?;
 
         // 1. The checkpoint, locked: a second writer waits here and then sees our commit.
@@ -405,11 +410,44 @@ impl Session<'_> {
             return Ok((end, handled));
         }
 
-        // 3. Decode; what is not an event becomes a dead letter.
+        // 3. Decode, apply and move the checkpoint; commit only when all of it went through.
+        let last = taken.last().map_or(checkpoint, |m| m.position);
+        match self.project(&tx, statements, &taken).await {
+            Ok(()) => {
+                tx.commit().await.map_err(ProjectorError::postgres("commit batch"))?;
+            }
+            Err(err) if err.refuses_values() => {
+                // 4. PostgreSQL refused a value some event carries. The rollback also drops
+                //    what was folded in memory; one event per transaction finds the culprit
+                //    and reloads the rows from the tables each time.
+                warn!(error = %err, "batch refused: applying its events one at a time");
+                tx.rollback().await.map_err(ProjectorError::postgres("roll back batch"))?;
+                if let Some(checkpoint) = self.apply_one_by_one(pg, statements, &taken).await? {
+                    return Ok((BatchEnd::Gap { checkpoint }, None));
+                }
+            }
+            Err(err) => return Err(err),
+        }
+
+        let end = if gap { BatchEnd::Gap { checkpoint: last } } else { BatchEnd::Done };
+        Ok((end, handled))
+    }
+
+    /// Decodes `taken` (the run right after the checkpoint), applies it to the read model,
+    /// records its dead letters and moves the checkpoint past it, all within `tx`.
+    async fn project(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        statements: &Statements,
+        taken: &[&Incoming],
+    ) -> Result<(), ProjectorError> {
+        let schema = self.config.kind.name();
+
+        // 1. Decode; what is not an event becomes a dead letter.
         let mut events = Vec::with_capacity(taken.len());
         let mut sources = Vec::with_capacity(taken.len());
         let mut dead = Vec::new();
-        for message in &taken {
+        for message in taken {
             match intake::decode(&self.config.store, message) {
                 Ok(event) => {
                     events.push(event);
@@ -419,38 +457,99 @@ impl Session<'_> {
             }
         }
 
-        // 4. The read model's writes and the checkpoint past everything taken (dead letters
+        // 2. The read model's writes and the checkpoint past everything taken (dead letters
         //    included), pipelined: they commit together or not at all.
-        let last = taken.last().map_or(checkpoint, |m| m.position);
-        let (rejected, _) = futures::try_join!(statements.projection.apply(&tx, &events), async {
+        let first = taken.first().map_or(0, |m| m.position);
+        let last = taken.last().map_or(0, |m| m.position);
+        let (rejected, _) = futures::try_join!(statements.projection.apply(tx, &events), async {
             tx.execute(&statements.set_checkpoint, &[&(last as i64)])
                 .await
                 .map_err(ProjectorError::postgres("move checkpoint"))
         },)?;
 
-        // 5. Events the read model could not place become dead letters too.
+        // 3. Events the read model could not place become dead letters too.
         for Rejected { index, reason } in rejected {
             let event_type = events[index].envelope.event_type().to_owned();
             dead.push(DeadLetter::new(sources[index], Some(event_type), reason));
         }
         dead.sort_by_key(|letter| letter.position);
-        intake::record(&tx, schema, &dead).await?;
+        intake::record(tx, schema, &dead).await?;
         if let Some(fail) = &self.faults.fail_batch {
-            let first = taken[0].position;
             if fail(first, last) {
                 return Err(ProjectorError::Injected { first, last });
             }
         }
-        tx.commit().await.map_err(ProjectorError::postgres("commit batch"))?;
         debug!(
             events = events.len(),
             dead_letters = dead.len(),
             checkpoint = last,
             "batch applied"
         );
+        Ok(())
+    }
 
-        let end = if gap { BatchEnd::Gap { checkpoint: last } } else { BatchEnd::Done };
-        Ok((end, handled))
+    /// Applies `taken` one message per transaction, after PostgreSQL refused the batch as a
+    /// whole. A message whose values PostgreSQL refuses on its own becomes a dead letter with
+    /// PostgreSQL's message, committed with the checkpoint moving past it. Returns the
+    /// checkpoint when it is no longer right before the next message, which only another
+    /// writer can cause: the consumer must then start again after it.
+    async fn apply_one_by_one(
+        &self,
+        pg: &mut Client,
+        statements: &Statements,
+        taken: &[&Incoming],
+    ) -> Result<Option<u64>, ProjectorError> {
+        let schema = self.config.kind.name();
+        for message in taken {
+            // 1. Each message in a transaction of its own, behind the locked checkpoint.
+            let tx = pg.transaction().await.map_err(ProjectorError::postgres("begin event"))?;
+            let checkpoint: i64 = tx
+                .query_one(&statements.lock_checkpoint, &[])
+                .await
+                .map_err(ProjectorError::postgres("lock checkpoint"))?
+                .get(0);
+            let checkpoint = checkpoint as u64;
+            if message.position <= checkpoint {
+                tx.rollback().await.map_err(ProjectorError::postgres("end event"))?;
+                continue;
+            }
+            if message.position > checkpoint + 1 {
+                tx.rollback().await.map_err(ProjectorError::postgres("end event"))?;
+                return Ok(Some(checkpoint));
+            }
+            let err = match self.project(&tx, statements, &[message]).await {
+                Ok(()) => {
+                    tx.commit().await.map_err(ProjectorError::postgres("commit event"))?;
+                    continue;
+                }
+                Err(err) => err,
+            };
+            let Some(reason) = err.refused_values_message() else {
+                return Err(err);
+            };
+
+            // 2. Refused on its own: the dead letter and the checkpoint past it, nothing else.
+            tx.rollback().await.map_err(ProjectorError::postgres("roll back event"))?;
+            let tx = pg.transaction().await.map_err(ProjectorError::postgres("begin event"))?;
+            let checkpoint: i64 = tx
+                .query_one(&statements.lock_checkpoint, &[])
+                .await
+                .map_err(ProjectorError::postgres("lock checkpoint"))?
+                .get(0);
+            if checkpoint as u64 + 1 != message.position {
+                tx.rollback().await.map_err(ProjectorError::postgres("end event"))?;
+                return Ok(Some(checkpoint as u64));
+            }
+            tx.execute(&statements.set_checkpoint, &[&(message.position as i64)])
+                .await
+                .map_err(ProjectorError::postgres("move checkpoint"))?;
+            let event_type = intake::decode(&self.config.store, message)
+                .ok()
+                .map(|event| event.envelope.event_type().to_owned());
+            intake::record(&tx, schema, &[DeadLetter::new(message, event_type, reason)]).await?;
+            tx.commit().await.map_err(ProjectorError::postgres("commit dead letter"))?;
+        }
+        Ok(None)
     }
 }
 
