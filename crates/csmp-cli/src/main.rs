@@ -79,7 +79,7 @@ enum Commands {
         listen: SocketAddr,
     },
     /// Import a ticket export through the command API.
-    Import(run::ImportArgs),
+    Import(run::ImportCommand),
     /// Run a live shift of support work on a tenant through the command API.
     Shift(run::ShiftArgs),
     /// Set a tenant's SLA targets to the defaults divided by a factor (for demos and drills).
@@ -114,6 +114,7 @@ async fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new("info,tokio_postgres=warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     match dispatch(cli).await {
@@ -135,7 +136,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             services::projector(&global, &kind, batch_size).await
         }
         Commands::QueryService { listen } => services::query_service(&global, listen).await,
-        Commands::Import(args) => run::import(&args).await.map(|_| ()),
+        Commands::Import(args) => run::import(&args.import, &args.command_url).await.map(|_| ()),
         Commands::Shift(args) => run::shift(&args).await.map(|_| ()),
         Commands::SlaPolicy { tenant, scale_down } => {
             services::set_sla_policy(&global, &tenant, scale_down).await

@@ -131,7 +131,7 @@ pub async fn tenant_section(
     };
     let at_risk = sla_total(Kind::AtRisk).await?.total;
     let breached = sla_total(Kind::Breached).await?;
-    writeln!(out, "\nSLA: {at_risk} tickets at risk, {} breached", breached.total)?;
+    writeln!(out, "\nSLA: tickets at risk {at_risk}, breached {}", breached.total)?;
     writeln!(
         out,
         "SLA signals recorded: {} warnings, {} breaches",

@@ -29,13 +29,12 @@ pub struct ImportArgs {
     /// the structured columns shipped in data/.
     #[arg(long)]
     pub file: Option<PathBuf>,
+    /// Tenant the export is imported into.
     #[arg(long, default_value = "export")]
     pub tenant: String,
     /// The export has no customer tier column; every imported customer gets this one.
     #[arg(long, default_value = "standard")]
     pub customer_tier: String,
-    #[arg(long, default_value = "http://127.0.0.1:50051")]
-    pub command_url: String,
     /// Where rejected and failed rows are written, with their row numbers and reasons.
     #[arg(long, default_value = "out/import-rejects.csv")]
     pub rejects: PathBuf,
@@ -47,20 +46,35 @@ pub struct ImportArgs {
     pub quiet: bool,
 }
 
+/// `csmp import`: the import, sent to a running command service.
+#[derive(Args, Clone, Debug)]
+pub struct ImportCommand {
+    #[command(flatten)]
+    pub import: ImportArgs,
+    /// The command service to send the commands to.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pub command_url: String,
+}
+
 #[derive(Args, Clone, Debug)]
 pub struct ShiftArgs {
+    /// Tenant the shift works on.
     #[arg(long, default_value = "shift")]
     pub tenant: String,
+    /// New tickets arriving during the shift.
     #[arg(long, default_value_t = 240)]
     pub tickets: usize,
-    /// Length of the shift in seconds.
+    /// Length of the shift in seconds: tickets arrive over its first 60%, and the work on them
+    /// ends by its end.
     #[arg(long, default_value_t = 60)]
     pub seconds: u64,
+    /// Seed of the random journeys; the same seed gives the same shift.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     /// Distinguishes this shift's requests from an earlier one's; default: the current time.
     #[arg(long)]
     pub run_id: Option<String>,
+    /// The command service to send the commands to.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     pub command_url: String,
 }
@@ -72,13 +86,16 @@ pub struct RunArgs {
     /// Tenant of the live shift.
     #[arg(long, default_value = "shift")]
     pub shift_tenant: String,
+    /// New tickets arriving during the live shift.
     #[arg(long, default_value_t = 240)]
     pub shift_tickets: usize,
+    /// Length of the live shift in seconds.
     #[arg(long, default_value_t = 60)]
     pub shift_seconds: u64,
     /// The shift tenant's SLA targets are the defaults divided by this, so that some breach.
     #[arg(long, default_value_t = 240)]
     pub shift_sla_scale_down: i32,
+    /// Seed of the live shift's random journeys.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     /// Where logs, rejects and the report are written.
@@ -87,7 +104,10 @@ pub struct RunArgs {
 }
 
 /// Imports the export named by `args`; prints and returns the summary.
-pub async fn import(args: &ImportArgs) -> anyhow::Result<csmp_import::ImportSummary> {
+pub async fn import(
+    args: &ImportArgs,
+    command_url: &str,
+) -> anyhow::Result<csmp_import::ImportSummary> {
     let file = export_path(args.file.as_deref())?;
     let tenant = csmp_domain::TenantId::parse(&args.tenant)?;
     let tier = csmp_domain::CustomerTier::parse(&args.customer_tier)?;
@@ -96,7 +116,7 @@ pub async fn import(args: &ImportArgs) -> anyhow::Result<csmp_import::ImportSumm
     plan_options.customer_tier = tier;
     let plan = csmp_import::plan_file(&file, &plan_options)
         .with_context(|| format!("failed to read {}", file.display()))?;
-    let client = TicketCommandsClient::new(connect(&args.command_url).await?);
+    let client = TicketCommandsClient::new(connect(command_url).await?);
     let options = csmp_import::ImportOptions {
         concurrency: args.concurrency,
         progress: !args.quiet,
@@ -199,8 +219,7 @@ pub async fn main_job(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> 
         );
 
         // 2. Import.
-        let import_args = ImportArgs { command_url: command_url.clone(), ..args.import.clone() };
-        let imported = import(&import_args).await?;
+        let imported = import(&args.import, &command_url).await?;
 
         // 3. The live shift, on a tenant with short SLA targets.
         crate::services::set_sla_policy(global, &args.shift_tenant, args.shift_sla_scale_down)
@@ -215,16 +234,25 @@ pub async fn main_job(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> 
         };
         let shifted = shift(&shift_args).await?;
 
-        // 4. The report, once every projector has applied everything written above.
+        // 4. The report, once every projector has applied everything written above; a service
+        // that dies meanwhile ends the wait at once, naming its log.
         let mut queries = TicketQueriesClient::new(connect(&query_url).await?);
         let stream_end = stream_end(&mut queries).await?;
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            services.check_alive()?;
+            let step = Duration::from_secs(2);
+            match report::wait_for_projections(&mut queries, stream_end, step).await {
+                Ok(()) => break,
+                Err(err) if Instant::now() > deadline => return Err(err),
+                Err(_) => continue,
+            }
+        }
         let tenants = [args.import.tenant.clone(), args.shift_tenant.clone()];
         let mut text = String::from("\n================ csmp report ================\n");
-        text.push_str(&format!("Import: {imported}\n"));
+        text.push_str(&format!("{imported}\n"));
         text.push_str(&format!("Shift: {}\n", describe_shift(&shifted)));
-        text.push_str(
-            &report(&query_url, &tenants, Some(stream_end), Duration::from_secs(300)).await?,
-        );
+        text.push_str(&report(&query_url, &tenants, None, Duration::ZERO).await?);
         text.push_str(&format!("\nMain job took {:.0}s\n", started.elapsed().as_secs_f64()));
         println!("{text}");
         let report_path = args.out.join("report.txt");
@@ -246,8 +274,9 @@ pub async fn main_job(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> 
 
 fn describe_shift(s: &shift::ShiftSummary) -> String {
     let mut text = format!(
-        "{} opened, {} acknowledged, {} escalations, {} asked, {} replied, refunds {} issued / \
-         {} requested ({} approved, {} rejected), {} resolved, {} rated, {} closed",
+        "{} opened, {} acknowledged, {} escalations, {} asked, {} replied, refunds: {} issued \
+         within the agent's limit, {} above it ({} approved and {} rejected by a lead), \
+         {} resolved, {} rated, {} closed",
         s.opened,
         s.acknowledged,
         s.escalated,
@@ -363,7 +392,7 @@ impl Services {
     fn check_alive(&mut self) -> anyhow::Result<()> {
         for (name, child) in &mut self.children {
             if let Some(status) = child.try_wait()? {
-                bail!("{name} exited with {status}; see its log");
+                bail!("{name} exited with {status}; see its log, {name}.log in the logs folder");
             }
         }
         Ok(())

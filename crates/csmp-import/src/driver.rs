@@ -85,7 +85,7 @@ impl fmt::Display for ImportSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "import into tenant {}: {} rows read in {:.1} s",
+            "Import into tenant {}: {} rows read in {:.1} s",
             self.tenant,
             self.rows_read,
             self.elapsed.as_secs_f64()

@@ -464,7 +464,7 @@ async fn summary_text_gives_every_count_and_the_time_caveat() {
 
     let text = summary.to_string();
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with("import into tenant acme: 4 rows read in "), "{text}");
+    assert!(lines[0].starts_with("Import into tenant acme: 4 rows read in "), "{text}");
     assert_eq!(
         &lines[1..],
         [
