@@ -47,6 +47,10 @@ pub struct CalendarArgs {
     /// iCalendar file whose events' dates are added as holidays.
     #[arg(long)]
     pub holidays_ics: Option<PathBuf>,
+    /// When this calendar version takes effect (RFC 3339); tickets opened before keep the
+    /// version they were opened under. Defaults to now.
+    #[arg(long)]
+    pub effective_from: Option<DateTime<Utc>>,
 }
 
 /// `csmp sla-policy-version`.
@@ -76,7 +80,7 @@ pub async fn timer(global: &GlobalArgs, args: &TimerArgs) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Stores a calendar, with the holidays of an iCalendar file if one is given.
+/// Stores a new calendar version, with the holidays of an iCalendar file if one is given.
 pub async fn set_calendar(global: &GlobalArgs, args: &CalendarArgs) -> anyhow::Result<()> {
     let tenant = TenantId::parse(&args.tenant)?;
     let mut calendar: Calendar = serde_json::from_str(&read(&args.file)?)
@@ -86,10 +90,11 @@ pub async fn set_calendar(global: &GlobalArgs, args: &CalendarArgs) -> anyhow::R
             .with_holidays_from_ical(&read(ics)?)
             .with_context(|| format!("invalid holidays in {}", ics.display()))?;
     }
+    let effective_from = args.effective_from.unwrap_or_else(Utc::now);
     let pg = connect_pg(global).await?;
-    csmp_projector::set_calendar(&pg, &tenant, &args.name, &calendar).await?;
+    csmp_projector::set_calendar(&pg, &tenant, &args.name, &calendar, effective_from).await?;
     eprintln!(
-        "stored calendar {:?} of tenant {tenant} with {} holidays",
+        "stored calendar {:?} of tenant {tenant} effective from {effective_from} with {} holidays",
         args.name,
         calendar.holidays().len()
     );

@@ -47,7 +47,8 @@ use csmp_eventstore::EventStoreConfig;
 pub use error::ProjectorError;
 pub use schema::{migrate, set_sla_policy, sla_policy};
 pub use sla_config::{
-    import_holidays, load_tenant_sla, set_calendar, set_sla_policy_version, SlaFacts, TenantSla,
+    import_holidays, load_tenant_sla, set_calendar, set_sla_policy_version, CalendarHistory,
+    CalendarVersion, SlaFacts, TenantSla,
 };
 
 /// Which read model a projector keeps.

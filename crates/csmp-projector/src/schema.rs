@@ -234,6 +234,18 @@ UPDATE sla.checkpoint SET position = 0, updated_at = now();
 DELETE FROM sla.dead_letters;
 ";
 
+/// Versioned calendars: a calendar is stored once per `effective_from`, the rows stored before
+/// taking effect in 1970, and each clock records the calendar version it was measured in
+/// (`NULL` around the clock, or until the projector next measures the ticket).
+const SLA_V3: &str = "
+ALTER TABLE sla.calendars ADD COLUMN effective_from timestamptz NOT NULL
+    DEFAULT '1970-01-01T00:00:00Z';
+ALTER TABLE sla.calendars ALTER COLUMN effective_from DROP DEFAULT;
+ALTER TABLE sla.calendars DROP CONSTRAINT calendars_pkey;
+ALTER TABLE sla.calendars ADD PRIMARY KEY (tenant, name, effective_from);
+ALTER TABLE sla.clocks ADD COLUMN calendar_from timestamptz;
+";
+
 const FEEDBACK_V1: &str = "
 CREATE TABLE feedback.tickets (
     tenant text NOT NULL,
@@ -294,6 +306,7 @@ fn migrations(kind: ProjectorKind) -> Vec<(i32, &'static str, String)> {
     let mut all = vec![(1, "read model tables", format!("{bookkeeping}{tables}"))];
     if kind == ProjectorKind::Sla {
         all.push((2, "business-hours SLA clocks and signals", SLA_V2.to_owned()));
+        all.push((3, "versioned SLA calendars", SLA_V3.to_owned()));
     }
     all
 }

@@ -59,6 +59,7 @@ const CLOCK_COLUMNS: &[(&str, &str)] = &[
     ("cycle", "int4"),
     ("within_seconds", "int8"),
     ("measured_in", "text"),
+    ("calendar_from", "timestamptz"),
     ("started_at", "timestamptz"),
     ("stopped_at", "timestamptz"),
     ("running", "bool"),
@@ -99,6 +100,8 @@ struct ClockRow {
     cycle: i32,
     within_seconds: i64,
     measured_in: String,
+    /// When the calendar version measured in took effect; `None` around the clock.
+    calendar_from: Option<DateTime<Utc>>,
     started_at: DateTime<Utc>,
     stopped_at: Option<DateTime<Utc>>,
     running: bool,
@@ -334,6 +337,7 @@ impl Sla {
         a.set("cycle", rows.iter().map(|r| r.cycle).collect());
         a.set("within_seconds", rows.iter().map(|r| r.within_seconds).collect());
         a.set("measured_in", rows.iter().map(|r| r.measured_in.as_str()).collect());
+        a.set("calendar_from", rows.iter().map(|r| r.calendar_from).collect());
         a.set("started_at", rows.iter().map(|r| r.started_at).collect());
         a.set("stopped_at", rows.iter().map(|r| r.stopped_at).collect());
         a.set("running", rows.iter().map(|r| r.running).collect());
@@ -406,6 +410,7 @@ fn clock_rows(
             return Ok(Vec::new());
         }
     };
+    let calendars = sla.calendars_at(clocks.opened_at());
     Ok(reports
         .iter()
         .map(|report| ClockRow {
@@ -418,11 +423,18 @@ fn clock_rows(
                 Measure::Always => "always".to_owned(),
                 Measure::Calendar(name) => name.clone(),
             },
+            calendar_from: match &report.measured_in {
+                Measure::Always => None,
+                Measure::Calendar(name) => sla
+                    .calendars
+                    .version_at(name, clocks.opened_at())
+                    .map(|version| version.effective_from),
+            },
             started_at: report.started_at,
             stopped_at: report.stopped_at,
             running: clocks.is_running(report.target, report.cycle),
             warning_at: report.warning_at,
-            due_at: due_time(report, &sla.calendars),
+            due_at: due_time(report, &calendars),
         })
         .collect())
 }

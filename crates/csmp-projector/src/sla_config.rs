@@ -1,17 +1,24 @@
 //! The tenants' SLA configuration in the `sla` schema, and the per-ticket facts its clocks are
 //! rebuilt from.
 //!
-//! Owns the policy versions (`sla.policy_versions`), the named calendars (`sla.calendars`) and
+//! Owns the policy versions (`sla.policy_versions`), the calendar versions (`sla.calendars`) and
 //! the base policy of `sla.tenant_policies`, and turns them into the `csmp-sla` engine's
-//! [`PolicyHistory`] and [`Calendars`]. The `sla` projector, the query service and the SLA timer
-//! all load a tenant's configuration through [`load_tenant_sla`], so that they measure the
-//! same promises. It also owns [`SlaFacts`], the part of a ticket's history the clocks need,
-//! which the projector stores and the timer keeps in memory.
+//! [`PolicyHistory`] and, through [`CalendarHistory::in_force_at`], its [`Calendars`]. The
+//! `sla` projector, the query service and the SLA timer all load a tenant's configuration
+//! through [`load_tenant_sla`] and pick the versions in force at a ticket's opening, so that
+//! they measure the same promises. It also owns [`SlaFacts`], the part of a ticket's history
+//! the clocks need, which the projector stores and the timer keeps in memory.
 //!
 //! Every tenant has a **base version 0**, effective from 1970: the wall-clock table stored by
 //! [`set_sla_policy`](crate::set_sla_policy), or [`WallClockPolicy::default`], converted by
 //! [`policy_from_wall_clock`] into a 24x7 policy. Versions stored with
-//! [`set_sla_policy_version`] follow it. This module never writes a read model.
+//! [`set_sla_policy_version`] follow it.
+//!
+//! Calendars are versioned by time in the same way: [`set_calendar`] and [`import_holidays`]
+//! store a new version of a named calendar, effective from a given instant, and never replace
+//! one. A ticket is measured under the policy version and the calendar versions in force at its
+//! opening, so its opening time determines both; the `sla.clocks` rows record the calendar
+//! version each clock was measured in (`calendar_from`). This module never writes a read model.
 
 use std::collections::HashMap;
 
@@ -35,11 +42,11 @@ use crate::ProjectorKind;
 /// The number of every tenant's base version.
 pub const BASE_VERSION: u32 = 0;
 
-/// A tenant's SLA configuration: its policy versions and its calendars by name.
+/// A tenant's SLA configuration: its policy versions and its calendar versions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantSla {
     pub history: PolicyHistory,
-    pub calendars: Calendars,
+    pub calendars: CalendarHistory,
 }
 
 impl TenantSla {
@@ -47,7 +54,61 @@ impl TenantSla {
     pub fn base(tenant: TenantId, base: &WallClockPolicy) -> TenantSla {
         let version = base_version(base);
         let history = PolicyHistory::new(tenant, vec![version]).expect("the base version is valid");
-        TenantSla { history, calendars: Calendars::new() }
+        TenantSla { history, calendars: CalendarHistory::default() }
+    }
+
+    /// The calendars a ticket opened at `opened_at` is measured in.
+    pub fn calendars_at(&self, opened_at: DateTime<Utc>) -> Calendars {
+        self.calendars.in_force_at(opened_at)
+    }
+}
+
+/// One stored version of a named calendar: it applies to tickets opened from `effective_from`
+/// until the next version of the same name takes effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarVersion {
+    pub name: String,
+    pub effective_from: DateTime<Utc>,
+    pub calendar: Calendar,
+}
+
+/// Every stored version of a tenant's calendars, by name and then by `effective_from`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CalendarHistory {
+    versions: Vec<CalendarVersion>,
+}
+
+impl CalendarHistory {
+    /// The history of `versions`, in any order.
+    pub fn new(mut versions: Vec<CalendarVersion>) -> CalendarHistory {
+        versions.sort_by(|a, b| (&a.name, a.effective_from).cmp(&(&b.name, b.effective_from)));
+        CalendarHistory { versions }
+    }
+
+    /// Every version, by name and then oldest first.
+    pub fn versions(&self) -> &[CalendarVersion] {
+        &self.versions
+    }
+
+    /// The version of calendar `name` in force at `at`: the last one effective at or before it.
+    /// `None` when the calendar has no version yet at `at`.
+    pub fn version_at(&self, name: &str, at: DateTime<Utc>) -> Option<&CalendarVersion> {
+        self.versions.iter().rfind(|v| v.name == name && v.effective_from <= at)
+    }
+
+    /// The latest version of calendar `name`, whenever it takes effect.
+    pub fn latest(&self, name: &str) -> Option<&CalendarVersion> {
+        self.versions.iter().rfind(|v| v.name == name)
+    }
+
+    /// Each calendar as in force at `at`; calendars without a version yet are left out.
+    pub fn in_force_at(&self, at: DateTime<Utc>) -> Calendars {
+        let mut out = Calendars::new();
+        for version in self.versions.iter().filter(|v| v.effective_from <= at) {
+            // Versions come oldest first, so the last one inserted under a name wins.
+            out.insert(version.name.clone(), version.calendar.clone());
+        }
+        out
     }
 }
 
@@ -130,7 +191,8 @@ pub async fn load_tenant_sla(
         .map_err(ProjectorError::postgres("load SLA policy versions"))?;
     let calendars = pg
         .query(
-            "SELECT tenant, name, calendar FROM sla.calendars WHERE tenant = ANY($1)",
+            "SELECT tenant, name, effective_from, calendar FROM sla.calendars
+             WHERE tenant = ANY($1)",
             &[&tenants],
         )
         .await
@@ -154,14 +216,17 @@ pub async fn load_tenant_sla(
             });
         }
         let history = PolicyHistory::new(id, all).map_err(|err| invalid(err.to_string()))?;
-        let mut named = Calendars::new();
+        let mut named = Vec::new();
         for row in calendars.iter().filter(|row| row.get::<_, &str>("tenant") == *tenant) {
             let name: String = row.get("name");
-            let calendar = serde_json::from_value(row.get("calendar"))
-                .map_err(|err| invalid(format!("calendar {name:?}: {err}")))?;
-            named.insert(name, calendar);
+            let effective_from: DateTime<Utc> = row.get("effective_from");
+            let calendar = serde_json::from_value(row.get("calendar")).map_err(|err| {
+                invalid(format!("calendar {name:?} effective from {effective_from}: {err}"))
+            })?;
+            named.push(CalendarVersion { name, effective_from, calendar });
         }
-        out.insert((*tenant).to_owned(), TenantSla { history, calendars: named });
+        let calendars = CalendarHistory::new(named);
+        out.insert((*tenant).to_owned(), TenantSla { history, calendars });
     }
     Ok(out)
 }
@@ -170,7 +235,8 @@ pub async fn load_tenant_sla(
 /// measured under it, tickets opened before keep theirs.
 ///
 /// The version must be numbered above and take effect after the last one (the base version 0
-/// takes effect in 1970), and every calendar it names must be stored already; otherwise
+/// takes effect in 1970), and every calendar it names must have a version in force at its
+/// `effective_from`; otherwise
 /// [`ProjectorError::InvalidPolicy`] (`INVALID_ARGUMENT`, do not retry unchanged). Creates the
 /// `sla` schema if it is not there yet.
 pub async fn set_sla_policy_version(
@@ -182,7 +248,7 @@ pub async fn set_sla_policy_version(
     let mut sla = load_one(pg, tenant).await?;
     version
         .policy
-        .validate(&sla.calendars)
+        .validate(&sla.calendars_at(version.effective_from))
         .map_err(|err| ProjectorError::InvalidPolicy(err.to_string()))?;
     sla.history
         .push(version.clone())
@@ -200,15 +266,18 @@ pub async fn set_sla_policy_version(
     Ok(())
 }
 
-/// Stores `calendar` as `tenant`'s calendar `name`, replacing one of that name.
+/// Stores `calendar` as a new version of `tenant`'s calendar `name`: tickets opened from
+/// `effective_from` on are measured in it, tickets opened before keep the version they had.
 ///
-/// Tickets are measured under the calendars as they are when their clocks are next computed:
-/// calendars are not versioned. Creates the `sla` schema if it is not there yet.
+/// The version must take effect after the calendar's latest one, and the name must not be
+/// empty or `always`; otherwise [`ProjectorError::InvalidCalendar`] (`INVALID_ARGUMENT`, do not
+/// retry unchanged). Creates the `sla` schema if it is not there yet.
 pub async fn set_calendar(
     pg: &Client,
     tenant: &TenantId,
     name: &str,
     calendar: &Calendar,
+    effective_from: DateTime<Utc>,
 ) -> Result<(), ProjectorError> {
     if name.is_empty() || name == "always" {
         return Err(ProjectorError::InvalidCalendar(format!(
@@ -216,33 +285,47 @@ pub async fn set_calendar(
         )));
     }
     migrate(pg, ProjectorKind::Sla).await?;
+    let sla = load_one(pg, tenant).await?;
+    if let Some(latest) = sla.calendars.latest(name) {
+        if latest.effective_from >= effective_from {
+            return Err(ProjectorError::InvalidCalendar(format!(
+                "calendar {name:?} effective from {effective_from} does not come after its \
+                 version effective from {}",
+                latest.effective_from
+            )));
+        }
+    }
+
     let json = serde_json::to_value(calendar).expect("a calendar always serializes");
     pg.execute(
-        "INSERT INTO sla.calendars (tenant, name, calendar, updated_at) VALUES ($1, $2, $3, now())
-         ON CONFLICT (tenant, name) DO UPDATE
-         SET calendar = EXCLUDED.calendar, updated_at = now()",
-        &[&tenant.as_str(), &name, &json],
+        "INSERT INTO sla.calendars (tenant, name, effective_from, calendar, updated_at)
+         VALUES ($1, $2, $3, $4, now())",
+        &[&tenant.as_str(), &name, &effective_from, &json],
     )
     .await
     .map_err(ProjectorError::postgres("store SLA calendar"))?;
-    info!(tenant = %tenant, calendar = name, "stored SLA calendar");
+    info!(tenant = %tenant, calendar = name, effective_from = %effective_from,
+        "stored SLA calendar version");
     Ok(())
 }
 
-/// Adds the holidays of an iCalendar file to `tenant`'s stored calendar `name`, and returns the
-/// calendar as stored.
+/// Adds the holidays of an iCalendar file to the latest version of `tenant`'s calendar `name`,
+/// stores the result as a new version effective from `effective_from` (see [`set_calendar`]),
+/// and returns the calendar as stored.
 ///
-/// Fails with [`ProjectorError::InvalidCalendar`] when there is no such calendar or the file is
-/// refused (the message names the line); nothing is stored then.
+/// Fails with [`ProjectorError::InvalidCalendar`] when there is no such calendar, the file is
+/// refused (the message names the line) or the version would not come after the latest one;
+/// nothing is stored then.
 pub async fn import_holidays(
     pg: &Client,
     tenant: &TenantId,
     name: &str,
     ical: &str,
+    effective_from: DateTime<Utc>,
 ) -> Result<Calendar, ProjectorError> {
     migrate(pg, ProjectorKind::Sla).await?;
     let sla = load_one(pg, tenant).await?;
-    let Some(calendar) = sla.calendars.get(name) else {
+    let Some(CalendarVersion { calendar, .. }) = sla.calendars.latest(name) else {
         return Err(ProjectorError::InvalidCalendar(format!(
             "tenant {tenant} has no calendar {name:?}"
         )));
@@ -251,7 +334,7 @@ pub async fn import_holidays(
         .clone()
         .with_holidays_from_ical(ical)
         .map_err(|err| ProjectorError::InvalidCalendar(err.to_string()))?;
-    set_calendar(pg, tenant, name, &calendar).await?;
+    set_calendar(pg, tenant, name, &calendar, effective_from).await?;
     Ok(calendar)
 }
 
@@ -313,8 +396,9 @@ impl SlaFacts {
 
     /// The ticket's clocks under `sla`; `None` when the opening time is unknown.
     ///
+    /// The policy version and the calendar versions are those in force at the opening.
     /// Fails with [`ClockError::Policy`] when no version is in force at the opening or the
-    /// version names a calendar the tenant does not have.
+    /// version names a calendar the tenant does not have at the opening.
     pub fn clocks(
         &self,
         ticket: TicketId,
@@ -323,8 +407,9 @@ impl SlaFacts {
         let Some(opened_at) = self.opened_at else {
             return Ok(None);
         };
+        let calendars = sla.calendars_at(opened_at);
         let mut clocks =
-            SlaClocks::open(ticket, opened_at, self.opening, &sla.history, &sla.calendars)?;
+            SlaClocks::open(ticket, opened_at, self.opening, &sla.history, &calendars)?;
         for fact in &self.facts {
             clocks.apply(fact.at, fact.fact);
         }
@@ -382,6 +467,37 @@ mod tests {
     }
 
     #[test]
+    fn the_calendar_versions_in_force_at_an_instant_are_the_latest_effective_by_then() {
+        let at = |day, hour| Utc.with_ymd_and_hms(2026, 1, day, hour, 0, 0).unwrap();
+        let office = |holidays: &[&str]| -> Calendar {
+            serde_json::from_value(serde_json::json!({
+                "time_zone": "Europe/Berlin",
+                "opening_hours": { "mon": ["09:00-17:00"] },
+                "holidays": holidays
+            }))
+            .unwrap()
+        };
+        let version = |name: &str, effective_from, calendar| CalendarVersion {
+            name: name.to_owned(),
+            effective_from,
+            calendar,
+        };
+        let history = CalendarHistory::new(vec![
+            version("office", at(16, 15), office(&["2026-01-19"])),
+            version("office", at(1, 0), office(&[])),
+            version("support", at(20, 0), office(&[])),
+        ]);
+
+        assert_eq!(history.in_force_at(at(1, 0))["office"], office(&[]));
+        assert!(!history.in_force_at(at(16, 14)).contains_key("support"));
+        assert_eq!(history.in_force_at(at(16, 15))["office"], office(&["2026-01-19"]));
+        assert_eq!(history.in_force_at(at(20, 0)).len(), 2);
+        assert!(history.in_force_at(at(1, 0) - Duration::seconds(1)).is_empty());
+        assert_eq!(history.version_at("office", at(16, 14)).unwrap().effective_from, at(1, 0));
+        assert_eq!(history.latest("office").unwrap().effective_from, at(16, 15));
+    }
+
+    #[test]
     fn facts_rebuild_the_clocks_and_an_unknown_opening_has_none() {
         let tenant = TenantId::parse("acme").unwrap();
         let sla = TenantSla::base(tenant, &WallClockPolicy::default());
@@ -403,7 +519,8 @@ mod tests {
         let first = clocks.clock(SlaTarget::FirstResponse, opened + Duration::hours(1));
         let first = first.unwrap().unwrap();
         assert_eq!(first.status, ClockStatus::Met);
-        assert_eq!(due_time(&first, &sla.calendars), Some(opened + Duration::hours(2)));
+        let calendars = sla.calendars_at(opened);
+        assert_eq!(due_time(&first, &calendars), Some(opened + Duration::hours(2)));
         let json = serde_json::to_value(&facts).unwrap();
         assert_eq!(json["facts"][0]["fact"], "acknowledged");
         let unknown = SlaFacts { opened_at: None, ..facts };

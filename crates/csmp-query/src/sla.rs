@@ -69,7 +69,7 @@ fn clock_view(
         target: target(report.target) as i32,
         state: state(report.status) as i32,
         target_seconds: report.within.num_seconds(),
-        due_at: opt_timestamp(due_time(report, &sla.calendars)),
+        due_at: opt_timestamp(due_time(report, &sla.calendars_at(clocks.opened_at()))),
         seconds_left: report.remaining.num_seconds(),
         at_risk,
         stopped_at: opt_timestamp(report.stopped_at),

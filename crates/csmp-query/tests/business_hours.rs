@@ -10,6 +10,14 @@
 //! |---|---|---|---|
 //! | 1 | Fri 16 Jan 15:00Z (16:00 CET) | 1 | Mon 19 Jan 12:00 CET (11:00Z): 1 h Fri + 3 h Mon |
 //! | 2 | Fri 16 Jan 16:00Z (17:00 CET, closed) | 2 | Mon 19 Jan 11:00 CET (10:00Z): 2 h Mon |
+//!
+//! The calendar is versioned too. In the second test tenant `acme` keeps version 1 (4 h), and
+//! a calendar version effective from Fri 16 Jan 15:30Z (16:30 CET) makes Mon 19 Jan a holiday:
+//!
+//! | # | opened | calendar from | first response due |
+//! |---|---|---|---|
+//! | A | Fri 16 Jan 16:00 CET | 1 Dec 2025 | Mon 19 Jan 12:00 CET (11:00Z): 1 h Fri + 3 h Mon |
+//! | B | Fri 16 Jan 16:45 CET | 16 Jan 16:30 | Tue 20 Jan 12:45 CET (11:45Z): 0:15 Fri + 3:45 Tue |
 
 mod harness;
 
@@ -26,6 +34,19 @@ use harness::*;
 
 fn utc(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 1, day, hour, minute, 0).unwrap()
+}
+
+/// Mon-Fri 09:00-17:00 Europe/Berlin, with `holidays`.
+fn berlin_office(holidays: &[&str]) -> Calendar {
+    serde_json::from_value(serde_json::json!({
+        "time_zone": "Europe/Berlin",
+        "opening_hours": {
+            "mon": ["09:00-17:00"], "tue": ["09:00-17:00"], "wed": ["09:00-17:00"],
+            "thu": ["09:00-17:00"], "fri": ["09:00-17:00"]
+        },
+        "holidays": holidays
+    }))
+    .unwrap()
 }
 
 fn office_version(version: u32, from: DateTime<Utc>, first_response_hours: i64) -> PolicyVersion {
@@ -54,19 +75,14 @@ async fn business_hours_due_times_and_policy_versions_are_exact() {
     let acme = TenantId::parse("acme").unwrap();
 
     // 1. The calendar, its holidays from iCalendar, and two policy versions.
-    let calendar: Calendar = serde_json::from_value(serde_json::json!({
-        "time_zone": "Europe/Berlin",
-        "opening_hours": {
-            "mon": ["09:00-17:00"], "tue": ["09:00-17:00"], "wed": ["09:00-17:00"],
-            "thu": ["09:00-17:00"], "fri": ["09:00-17:00"]
-        }
-    }))
-    .unwrap();
-    csmp_projector::set_calendar(&h.pg, &acme, "berlin-office", &calendar).await.unwrap();
+    let calendar = berlin_office(&[]);
+    let december = Utc.with_ymd_and_hms(2025, 12, 1, 0, 0, 0).unwrap();
+    csmp_projector::set_calendar(&h.pg, &acme, "berlin-office", &calendar, december).await.unwrap();
     let ical = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART;VALUE=DATE:20260406\r\n\
                 SUMMARY:Easter Monday\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
-    let stored =
-        csmp_projector::import_holidays(&h.pg, &acme, "berlin-office", ical).await.unwrap();
+    let stored = csmp_projector::import_holidays(&h.pg, &acme, "berlin-office", ical, utc(1, 0, 0))
+        .await
+        .unwrap();
     let holidays: Vec<String> = stored.holidays().iter().map(|d| d.to_string()).collect();
     assert_eq!(holidays, vec!["2026-04-06"]);
     let v1 = office_version(1, utc(1, 0, 0), 4);
@@ -159,5 +175,80 @@ async fn business_hours_due_times_and_policy_versions_are_exact() {
         .unwrap();
     let stored: Vec<(i32, DateTime<Utc>)> = rows.iter().map(|r| (r.get(1), r.get(2))).collect();
     assert_eq!(stored, vec![(1, utc(19, 11, 0)), (2, utc(19, 10, 0))]);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_calendar_version_applies_to_tickets_opened_from_its_effective_time_on() {
+    let mut h = Harness::new("sla_calendar_versions", utc(18, 12, 0), Duration::from_secs(5)).await;
+    let acme = TenantId::parse("acme").unwrap();
+    let december = Utc.with_ymd_and_hms(2025, 12, 1, 0, 0, 0).unwrap();
+    let change = utc(16, 15, 30);
+
+    // 1. The first calendar version and a 4 h first response measured in it.
+    csmp_projector::set_calendar(&h.pg, &acme, "berlin-office", &berlin_office(&[]), december)
+        .await
+        .unwrap();
+    let v1 = office_version(1, utc(1, 0, 0), 4);
+    csmp_projector::set_sla_policy_version(&h.pg, &acme, v1).await.unwrap();
+
+    // 2. Ticket A opens on Friday under it.
+    let o = Opening {
+        customer_tier: CustomerTier::Business,
+        priority: Priority::Medium,
+        ..Opening::default()
+    };
+    let mut s = Script::new();
+    s.open("acme", 1, Some(utc(16, 15, 0)), o.clone());
+    let last = h.publish(&s).await;
+    h.start_all();
+    h.caught_up(last).await;
+
+    // 3. A new calendar version makes Monday 19 Jan a holiday from Friday 15:30Z on; one that
+    //    does not come after it is refused, and ticket B opens under the new one.
+    let holiday = berlin_office(&["2026-01-19"]);
+    csmp_projector::set_calendar(&h.pg, &acme, "berlin-office", &holiday, change).await.unwrap();
+    let err = csmp_projector::set_calendar(&h.pg, &acme, "berlin-office", &holiday, change)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().starts_with("invalid SLA calendar: "), "{err}");
+    let mut s = Script::new();
+    s.open("acme", 2, Some(utc(16, 15, 45)), o);
+    let last = h.publish(&s).await;
+    h.caught_up(last).await;
+
+    // 4. A keeps Monday 12:00 CET; B skips the holiday: 15 min Friday, 3 h 45 min Tuesday.
+    let mut client = h.client.clone();
+    let status = |n: u128| pb::GetSlaStatusRequest {
+        tenant: "acme".into(),
+        ticket_id: id(n),
+        min_position: 0,
+    };
+    let running = pb::SlaState::Running as i32;
+    let a = client.get_sla_status(status(1)).await.unwrap().into_inner();
+    assert_eq!(a.policy_version, Some(1));
+    assert_eq!(
+        clock(&a.clocks[0]),
+        (running, Some(utc(19, 11, 0).timestamp()), 10_800, 0, false, true)
+    );
+    let b = client.get_sla_status(status(2)).await.unwrap().into_inner();
+    assert_eq!(b.policy_version, Some(1));
+    assert_eq!(
+        clock(&b.clocks[0]),
+        (running, Some(utc(20, 11, 45).timestamp()), 13_500, 0, false, true)
+    );
+
+    // 5. The stored clocks record the due times and which calendar version each was measured in.
+    let rows =
+        h.pg.query(
+            "SELECT c.due_at, c.calendar_from FROM sla.clocks c
+             WHERE c.target = 'first_response' ORDER BY c.ticket_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let stored: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(stored, vec![(utc(19, 11, 0), Some(december)), (utc(20, 11, 45), Some(change))]);
     h.shutdown().await;
 }
