@@ -10,7 +10,6 @@ mod shift;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use csmp_eventstore::EventStoreConfig;
@@ -145,7 +144,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Commands::SlaCalendar(args) => sla::set_calendar(&global, &args).await,
         Commands::SlaPolicyVersion(args) => sla::set_policy_version(&global, &args).await,
         Commands::Report { query_url, tenant } => {
-            let text = run::report(&query_url, &tenant, None, Duration::from_secs(60)).await?;
+            let text = run::report(&query_url, &tenant).await?;
             println!("{text}");
             Ok(())
         }

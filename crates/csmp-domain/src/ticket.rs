@@ -747,9 +747,9 @@ fn check_len(field: &'static str, text: &str, max: usize) -> Result<(), DomainEr
     Ok(())
 }
 
-/// Checks that a time given in a command lies between 1970 and the year 9999, the range every
-/// read model stores.
-fn check_time(field: &'static str, at: DateTime<Utc>) -> Result<(), DomainError> {
+/// Checks that a time given in a command or query lies between 1970 and the year 9999, the
+/// range every read model stores.
+pub fn check_time(field: &'static str, at: DateTime<Utc>) -> Result<(), DomainError> {
     let latest = DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z").expect("a valid time");
     if at < DateTime::UNIX_EPOCH || at > latest {
         return Err(DomainError::invalid(field, format!("{at} is not between 1970 and 9999")));

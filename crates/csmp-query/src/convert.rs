@@ -117,17 +117,15 @@ pub(crate) fn opt_timestamp(at: Option<DateTime<Utc>>) -> Option<prost_types::Ti
 
 /// A request's timestamp; `field` names it when it is out of range.
 pub(crate) fn from_timestamp(
-    field: &str,
+    field: &'static str,
     at: Option<&prost_types::Timestamp>,
 ) -> Result<Option<DateTime<Utc>>, Status> {
     let Some(at) = at else { return Ok(None) };
     let nanos = u32::try_from(at.nanos).map_err(|_| invalid(field, "negative nanos"))?;
     let at = DateTime::from_timestamp(at.seconds, nanos)
         .ok_or_else(|| invalid(field, "out of range"))?;
-    let latest = DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z").expect("a valid time");
-    if at < DateTime::UNIX_EPOCH || at > latest {
-        return Err(invalid(field, format!("{at} is not between 1970 and 9999")));
-    }
+    csmp_domain::ticket::check_time(field, at)
+        .map_err(|err| Status::invalid_argument(err.to_string()))?;
     Ok(Some(at))
 }
 
