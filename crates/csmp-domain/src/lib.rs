@@ -7,6 +7,7 @@
 //! [`CommandContext`]; nothing here reads a clock or touches the network.
 //!
 //! Layout:
+//! - [`chain`]: the per-ticket hash chain that makes history tamper-evident;
 //! - [`clock`]: the injected present;
 //! - [`ids`]: validated identifiers (tenant, ticket, customer, agent, refund);
 //! - [`types`]: tiers, channels, priorities, roles and statuses;
@@ -17,6 +18,7 @@
 //! - [`sla`]: first-response and resolution targets by priority and customer tier;
 //! - [`error`]: the typed errors a command can fail with.
 
+pub mod chain;
 pub mod clock;
 pub mod command;
 pub mod error;
