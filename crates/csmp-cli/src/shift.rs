@@ -280,6 +280,7 @@ impl Shift {
                 csat,
                 nps,
                 comment: None,
+                themes: Vec::new(),
             };
             let sent = c.give_feedback(feedback).await;
             if self.send("feedback", sent, |s, _| s.rated += 1).await.is_none() {

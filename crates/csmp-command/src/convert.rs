@@ -8,7 +8,7 @@ use csmp_domain::command::{limits, OpenTicket};
 use csmp_domain::ids::check_opaque_id;
 use csmp_domain::{
     Actor, AgentId, Channel, Command, Currency, CustomerId, CustomerTier, DomainError, Money,
-    Priority, RefundId, Role, SlaSignalKind, SlaTargetKind, SupportTier, TenantId, TicketId,
+    Priority, RefundId, Role, SlaSignalKind, SlaTargetKind, SupportTier, TenantId, Theme, TicketId,
 };
 use csmp_proto::v1 as pb;
 use tonic::Status;
@@ -351,6 +351,11 @@ impl IntoCommand for pb::GiveFeedbackRequest {
             csat: score("csat", self.csat)?,
             nps: self.nps.map(|nps| score("nps", nps)).transpose()?,
             comment: self.comment,
+            themes: self
+                .themes
+                .iter()
+                .map(|theme| Theme::parse(theme).map_err(|e| invalid_input(&e, None)))
+                .collect::<Result<_, _>>()?,
         };
         request(meta, target, command)
     }
@@ -493,6 +498,18 @@ mod tests {
                 "invalid csat: 300 is out of range",
             ),
             (
+                pb::GiveFeedbackRequest {
+                    meta: Some(meta()),
+                    ticket_id: uuid::Uuid::nil().to_string(),
+                    csat: 4,
+                    themes: vec!["billing".into(), "Billing".into()],
+                    ..Default::default()
+                }
+                .into_command(),
+                "invalid themes: \"Billing\" is not one of account_access, agent_conduct, billing, \
+                 communication, product_quality, resolution_quality, response_time",
+            ),
+            (
                 pb::CloseTicketRequest { meta: Some(meta()), ticket_id: String::new() }
                     .into_command(),
                 "invalid ticket_id: must be set",
@@ -502,6 +519,30 @@ mod tests {
         for (result, expected) in cases {
             assert_eq!(message(result), expected);
         }
+    }
+
+    #[test]
+    fn feedback_themes_become_domain_themes_in_the_order_given() {
+        let feedback = pb::GiveFeedbackRequest {
+            meta: Some(meta()),
+            ticket_id: uuid::Uuid::nil().to_string(),
+            csat: 3,
+            nps: Some(7),
+            comment: Some("ok".into()),
+            themes: vec!["response_time".into(), "billing".into(), "response_time".into()],
+        };
+
+        let request = feedback.into_command().unwrap();
+
+        assert_eq!(
+            request.command,
+            Command::GiveFeedback {
+                csat: 3,
+                nps: Some(7),
+                comment: Some("ok".into()),
+                themes: vec![Theme::ResponseTime, Theme::Billing, Theme::ResponseTime],
+            }
+        );
     }
 
     #[test]

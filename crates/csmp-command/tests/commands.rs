@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use chrono::Duration as Minutes;
 use csmp_command::{CommandServiceConfig, RefundLimitChanges, TenantRules, TenantSettings};
-use csmp_domain::{Actor, Clock, Currency, Role, TenantId, TicketId};
+use csmp_domain::{
+    Actor, Clock, Currency, EventPayload, Role, Sentiment, TenantId, Theme, TicketId,
+};
 use csmp_proto::v1 as pb;
 use csmp_testkit::TestStream;
 use support::{agent, assign, customer, meta, open, start_time, Proxy, Server};
@@ -106,6 +108,7 @@ async fn a_ticket_lives_from_open_to_close_with_exact_versions_positions_and_eve
                 csat: 5,
                 nps: Some(9),
                 comment: Some("quick".into()),
+                themes: vec!["billing".into()],
             })
             .await,
     ));
@@ -167,7 +170,16 @@ async fn a_ticket_lives_from_open_to_close_with_exact_versions_positions_and_eve
             Actor::new("agent-7", Role::Tier1Agent).unwrap()
         };
         assert_eq!(envelope.actor, actor);
+        let schema_version = if types[i] == "feedback.given" { 2 } else { 1 };
+        assert_eq!(envelope.schema_version, schema_version);
+        let previous = i.checked_sub(1).map(|p| history[p].envelope.hash.clone().unwrap());
+        assert_eq!(envelope.prev_hash, previous, "{}", types[i]);
     }
+    let EventPayload::FeedbackGiven(feedback) = &history[7].envelope.payload else {
+        panic!("the eighth event is the feedback")
+    };
+    assert_eq!(feedback.sentiment, Sentiment::Positive);
+    assert_eq!(feedback.themes, vec![Theme::Billing, Theme::ResponseTime]);
     assert_eq!(server.clock.now(), start_time() + Minutes::minutes(56));
     server.stop().await;
 }
@@ -272,6 +284,12 @@ async fn malformed_requests_are_refused_naming_the_field_and_record_nothing() {
         csat: 9,
         nps: None,
         comment: None,
+        themes: vec![],
+    };
+    let unknown_theme = pb::GiveFeedbackRequest {
+        csat: 4,
+        themes: vec!["billing".into(), "speed".into()],
+        ..csat_nine.clone()
     };
     let mut unknown_currency = refund(agent("rf-1"), &id, "a", 500);
     unknown_currency.amount = Some(pb::Money { amount_minor: 500, currency: "EUX".into() });
@@ -292,6 +310,11 @@ async fn malformed_requests_are_refused_naming_the_field_and_record_nothing() {
             "invalid occurred_at: only the importer may give a historical time",
         ),
         (client.give_feedback(csat_nine).await, "invalid csat: 9 is not within 1 to 5"),
+        (
+            client.give_feedback(unknown_theme).await,
+            "invalid themes: \"speed\" is not one of account_access, agent_conduct, billing, \
+             communication, product_quality, resolution_quality, response_time",
+        ),
         (
             client.refund_ticket(refund(agent("rf-2"), &id, "a", -500)).await,
             "invalid amount.amount_minor: -500 is not a positive amount",

@@ -1,10 +1,11 @@
 //! The hash chain that makes a ticket's history tamper-evident.
 //!
-//! Every event carries `prev_hash`, the hash of the ticket's previous event (absent on the first),
-//! and `hash`, its own. An event's hash is the SHA-256, in lower-case hex, of the canonical JSON
-//! of its stored body without the `hash` field: object keys sorted by their UTF-8 bytes, no
-//! whitespace, strings and numbers as `serde_json` writes them. Because each event names the
-//! previous one's hash, altering, removing or reordering an event breaks the chain at that event.
+//! Every event carries `prev_hash`, the hash of the ticket's previous event (`null` on the
+//! first), and `hash`, its own. An event's hash is the SHA-256, in lower-case hex, of the
+//! canonical JSON of its stored body without the `hash` field: object keys sorted by their UTF-8
+//! bytes, no whitespace, strings and numbers as `serde_json` writes them. Because each event
+//! names the previous one's hash, altering, removing or reordering an event breaks the chain at
+//! that event.
 //!
 //! The hash is always taken over the body as stored, never over an upcast form, so an old event
 //! keeps its hash when a newer schema version of its type is introduced. Events stored before
@@ -55,6 +56,16 @@ fn write_canonical(value: &Value, out: &mut String) {
     }
 }
 
+/// The hash a stored event body is chained by: its `hash` field, or for an event stored before
+/// the chain existed (no `hash` string), [`event_hash`] of the body. This does not verify
+/// anything; a body is intact when its `hash` field equals [`event_hash`] of it.
+pub fn stored_hash(stored: &Value) -> String {
+    match stored.get(HASH_FIELD).and_then(Value::as_str) {
+        Some(hash) => hash.to_owned(),
+        None => event_hash(stored),
+    }
+}
+
 /// The hash of a stored event body: SHA-256 of its canonical JSON without the `hash` field.
 pub fn event_hash(stored: &Value) -> String {
     let digest = match stored {
@@ -95,6 +106,18 @@ mod tests {
         let expected = "015abd7f5cc57a2dd94b7590f04ad8084273905ee33ec5cebeae62276a97f862";
         assert_eq!(event_hash(&json!({"a": 1})), expected);
         assert_eq!(event_hash(&json!({"hash": "whatever", "a": 1})), expected);
+    }
+
+    #[test]
+    fn the_stored_hash_is_the_hash_field_or_computed_for_pre_chain_bodies() {
+        let chained = json!({"a": 1, "hash": "f00d"});
+        let pre_chain = json!({"a": 1});
+
+        assert_eq!(stored_hash(&chained), "f00d");
+        assert_eq!(
+            stored_hash(&pre_chain),
+            "015abd7f5cc57a2dd94b7590f04ad8084273905ee33ec5cebeae62276a97f862"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::feedback::Theme;
 use crate::ids::{AgentId, CustomerId, RefundId};
 use crate::money::{Currency, Money};
 use crate::types::{
@@ -82,10 +83,13 @@ pub enum Command {
         refund_id: RefundId,
         reason: String,
     },
+    /// The event also carries themes found in the comment besides the `themes` given here.
     GiveFeedback {
         csat: u8,
         nps: Option<u8>,
         comment: Option<String>,
+        /// Themes the customer ticked in a survey; may repeat, order does not matter.
+        themes: Vec<Theme>,
     },
     /// Records that an SLA clock reached its warning share or its due time; the SLA timer
     /// sends it as the system actor, once per ticket, target, cycle and kind.

@@ -1,19 +1,31 @@
 //! Events: what happened to a ticket, in the envelope every event is stored and published in.
 //!
-//! Events are immutable facts. Each has a type name (`ticket.opened`, ...), a schema version and a
-//! JSON payload; the envelope adds who, when, for which tenant and ticket, the per-ticket version
-//! and the ids that tie it to the command that caused it. `docs/events.md` describes every type.
+//! Events are immutable facts. Each has a type name (`ticket.opened`, ...), a schema version of
+//! its own type ([`current_schema_version`]) and a JSON payload; the envelope adds who, when, for
+//! which tenant and ticket, the per-ticket version, the ids that tie it to the command that
+//! caused it, and its place in the ticket's hash chain ([`chain`](crate::chain)).
+//! `docs/events.md` describes every type and version.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::feedback::{Sentiment, Theme};
 use crate::ids::{AgentId, CustomerId, RefundId, TenantId, TicketId};
 use crate::money::Money;
 use crate::types::{Actor, Channel, CustomerTier, Priority, SlaTargetKind, SupportTier};
 
-/// The schema version written with every event type today.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The schema version new events of `event_type` are written with: 2 for `feedback.given`
+/// (which added `sentiment` and `themes`), 1 for every other type, known or not.
+///
+/// Reading accepts every version from 1 up to this one; older bodies are raised to it by
+/// [`upcast`](crate::upcast).
+pub fn current_schema_version(event_type: &str) -> u32 {
+    match event_type {
+        "feedback.given" => 2,
+        _ => 1,
+    }
+}
 
 /// What happened. The serialized form is `{"event_type": "...", "payload": {...}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,7 +166,8 @@ pub struct RefundRejected {
     pub reason: String,
 }
 
-/// The customer rated the resolution.
+/// The customer rated the resolution. Schema version 2; version 1 lacked `sentiment` and
+/// `themes`, which reading derives for it (see [`upcast`](crate::upcast)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeedbackGiven {
     /// Customer satisfaction, 1 to 5.
@@ -164,6 +177,11 @@ pub struct FeedbackGiven {
     pub comment: Option<String>,
     /// Which resolution of the ticket this rates (1 for the first).
     pub resolution_cycle: u32,
+    /// Follows from `csat` alone: see [`Sentiment::from_csat`].
+    pub sentiment: Sentiment,
+    /// The themes the customer ticked together with those found in the comment; sorted by
+    /// name, each once.
+    pub themes: Vec<Theme>,
 }
 
 /// An SLA clock reached its warning share (`sla.warning_reached`) or its due time
@@ -250,6 +268,14 @@ pub struct EventEnvelope {
     pub request_id: String,
     #[serde(flatten)]
     pub payload: EventPayload,
+    /// The `hash` of the ticket's previous event; `None` (written as `null`) for the first
+    /// event, and absent from events stored before the hash chain existed.
+    #[serde(default)]
+    pub prev_hash: Option<String>,
+    /// This event's own hash, [`chain::event_hash`](crate::chain::event_hash) of its stored
+    /// body. Absent from events stored before the chain existed; reading fills it in for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
 }
 
 impl EventEnvelope {

@@ -12,7 +12,10 @@
 //! - [`ids`]: validated identifiers (tenant, ticket, customer, agent, refund);
 //! - [`types`]: tiers, channels, priorities, roles and statuses;
 //! - [`money`]: amounts in minor units with ISO 4217 currencies;
-//! - [`event`]: the event payloads and the envelope every event travels in;
+//! - [`event`]: the event payloads, the envelope every event travels in, and the schema version of
+//!   each event type;
+//! - [`feedback`]: the sentiment and theme vocabulary of customer feedback and its classifier;
+//! - [`upcast`]: raising stored bodies of older schema versions to the current ones;
 //! - [`command`]: the commands and the context they are decided in;
 //! - [`ticket`]: the aggregate itself;
 //! - [`sla`]: first-response and resolution targets by priority and customer tier;
@@ -23,16 +26,19 @@ pub mod clock;
 pub mod command;
 pub mod error;
 pub mod event;
+pub mod feedback;
 pub mod ids;
 pub mod money;
 pub mod sla;
 pub mod ticket;
 pub mod types;
+pub mod upcast;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::{Command, CommandContext, RefundLimits};
 pub use error::{DomainError, ErrorKind};
-pub use event::{EventEnvelope, EventPayload, RecordedEvent};
+pub use event::{current_schema_version, EventEnvelope, EventPayload, RecordedEvent};
+pub use feedback::{Sentiment, Theme};
 pub use ids::{AgentId, CustomerId, RefundId, TenantId, TicketId};
 pub use money::{Currency, Money};
 pub use ticket::{Receipt, Ticket};

@@ -7,9 +7,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::chain;
 use crate::command::{limits, Command, CommandContext, OpenTicket, RefundLimits};
 use crate::error::DomainError;
-use crate::event::{self, EventEnvelope, EventPayload, RecordedEvent, SCHEMA_VERSION};
+use crate::event::{self, current_schema_version, EventEnvelope, EventPayload, RecordedEvent};
+use crate::feedback::{feedback_themes, Sentiment};
 use crate::ids::{check_opaque_id, AgentId, CustomerId, RefundId, TenantId, TicketId};
 use crate::money::{Currency, Money};
 use crate::types::{
@@ -86,6 +88,9 @@ pub struct Ticket {
     pub receipts: HashMap<String, Receipt>,
     /// SLA warnings and breaches recorded on this ticket, by target, cycle and kind.
     pub sla_signals: BTreeSet<(SlaTargetKind, u32, SlaSignalKind)>,
+    /// The `hash` of the last applied event: the next event's `prev_hash`.
+    #[serde(default)]
+    pub last_hash: Option<String>,
 }
 
 impl Ticket {
@@ -109,6 +114,7 @@ impl Ticket {
             last_occurred_at: None,
             receipts: HashMap::new(),
             sla_signals: BTreeSet::new(),
+            last_hash: None,
         }
     }
 
@@ -464,7 +470,7 @@ impl Ticket {
                     SlaSignalKind::Breach => EventPayload::SlaBreached(signal),
                 })
             }
-            Command::GiveFeedback { csat, nps, comment } => {
+            Command::GiveFeedback { csat, nps, comment, themes } => {
                 customer_only()?;
                 if !(1..=5).contains(csat) {
                     return Err(DomainError::invalid(
@@ -494,6 +500,8 @@ impl Ticket {
                     nps: *nps,
                     comment: comment.clone(),
                     resolution_cycle: self.resolution_cycle,
+                    sentiment: Sentiment::from_csat(*csat),
+                    themes: feedback_themes(themes, comment.as_deref()),
                 }))
             }
         }
@@ -510,16 +518,17 @@ impl Ticket {
         }
     }
 
-    /// Wraps the event `decide` returned in its envelope, as the next version of this ticket.
+    /// Wraps the event `decide` returned in its envelope, as the next version of this ticket,
+    /// written in the current schema version of its type and chained to the last applied event.
     pub fn envelope(
         &self,
         payload: EventPayload,
         ctx: &CommandContext,
         event_id: Uuid,
     ) -> EventEnvelope {
-        EventEnvelope {
+        let mut envelope = EventEnvelope {
             event_id,
-            schema_version: SCHEMA_VERSION,
+            schema_version: current_schema_version(payload.event_type()),
             tenant: self.tenant.clone(),
             ticket_id: self.id,
             version: self.version + 1,
@@ -533,7 +542,13 @@ impl Ticket {
             causation_id: ctx.causation_id.clone(),
             request_id: ctx.request_id.clone(),
             payload,
-        }
+            prev_hash: self.last_hash.clone(),
+            hash: None,
+        };
+        // Without `hash`, the envelope serializes to exactly the body that is hashed.
+        let body = serde_json::to_value(&envelope).expect("an envelope always serializes");
+        envelope.hash = Some(chain::event_hash(&body));
+        envelope
     }
 
     /// Folds one recorded event into the state.
@@ -647,6 +662,7 @@ impl Ticket {
 
         self.version = event.version;
         self.last_stream_seq = recorded.stream_seq;
+        self.last_hash = event.hash.clone();
         if let Some(at) = event.occurred_at {
             self.last_occurred_at = Some(self.last_occurred_at.map_or(at, |last| last.max(at)));
         }

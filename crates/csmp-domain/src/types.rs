@@ -1,7 +1,5 @@
 //! The vocabulary of a ticket: who acts, through which channel, at which tier and priority.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::DomainError;
@@ -10,7 +8,10 @@ use crate::ids::check_opaque_id;
 macro_rules! named_enum {
     ($(#[$doc:meta])* $name:ident, $field:literal { $($(#[$vdoc:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+            ::serde::Serialize, ::serde::Deserialize,
+        )]
         #[serde(rename_all = "snake_case")]
         pub enum $name {
             $($(#[$vdoc])* $variant),+
@@ -28,10 +29,10 @@ macro_rules! named_enum {
             }
 
             /// Parses the name used in events and the API.
-            pub fn parse(raw: &str) -> Result<Self, DomainError> {
+            pub fn parse(raw: &str) -> Result<Self, $crate::error::DomainError> {
                 match raw {
                     $($text => Ok($name::$variant),)+
-                    _ => Err(DomainError::invalid(
+                    _ => Err($crate::error::DomainError::invalid(
                         $field,
                         format!(
                             "{raw:?} is not one of {}",
@@ -42,13 +43,14 @@ macro_rules! named_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
     };
 }
+pub(crate) use named_enum;
 
 named_enum!(
     /// The customer's contract level; with priority it orders queues and picks SLA targets.

@@ -8,7 +8,7 @@ use csmp_domain::command::OpenTicket;
 use csmp_domain::event::{self, Opened};
 use csmp_domain::{
     Channel, Command, Currency, CustomerId, CustomerTier, EventPayload, Priority, RefundLimits,
-    Role, SupportTier, TicketStatus,
+    Role, Sentiment, SupportTier, Theme, Ticket, TicketStatus,
 };
 use support::*;
 
@@ -393,7 +393,12 @@ fn reject_by_a_lead_issues_nothing() {
 fn feedback_with_csat_nps_and_comment_rates_the_latest_resolution() {
     let ticket = given_resolved()
         .when(
-            Command::GiveFeedback { csat: 4, nps: Some(9), comment: Some("Quick".into()) },
+            Command::GiveFeedback {
+                csat: 4,
+                nps: Some(9),
+                comment: Some("Quick".into()),
+                themes: vec![],
+            },
             ctx(customer(), at(45)),
         )
         .then(EventPayload::FeedbackGiven(event::FeedbackGiven {
@@ -401,6 +406,8 @@ fn feedback_with_csat_nps_and_comment_rates_the_latest_resolution() {
             nps: Some(9),
             comment: Some("Quick".into()),
             resolution_cycle: 1,
+            sentiment: Sentiment::Positive,
+            themes: vec![Theme::ResponseTime],
         }));
 
     assert_eq!(ticket.feedback_cycle, Some(1));
@@ -408,16 +415,58 @@ fn feedback_with_csat_nps_and_comment_rates_the_latest_resolution() {
 
 #[test]
 fn feedback_at_the_ends_of_each_scale() {
-    for (csat, nps) in [(1, Some(0)), (5, Some(10)), (3, None)] {
+    let table = [
+        (1, Some(0), Sentiment::Negative),
+        (2, Some(3), Sentiment::Negative),
+        (3, None, Sentiment::Neutral),
+        (4, None, Sentiment::Positive),
+        (5, Some(10), Sentiment::Positive),
+    ];
+
+    for (csat, nps, sentiment) in table {
         given_resolved()
-            .when(Command::GiveFeedback { csat, nps, comment: None }, ctx(customer(), at(45)))
+            .when(
+                Command::GiveFeedback { csat, nps, comment: None, themes: vec![] },
+                ctx(customer(), at(45)),
+            )
             .then(EventPayload::FeedbackGiven(event::FeedbackGiven {
                 csat,
                 nps,
                 comment: None,
                 resolution_cycle: 1,
+                sentiment,
+                themes: vec![],
             }));
     }
+}
+
+#[test]
+fn feedback_themes_are_the_ticked_ones_and_those_the_comment_names_sorted_once_each() {
+    given_resolved()
+        .when(
+            Command::GiveFeedback {
+                csat: 2,
+                nps: None,
+                comment: Some("Still broken after DAYS, and the agent never replied".into()),
+                themes: vec![Theme::ResponseTime, Theme::Billing, Theme::Billing],
+            },
+            ctx(customer(), at(45)),
+        )
+        .then(EventPayload::FeedbackGiven(event::FeedbackGiven {
+            csat: 2,
+            nps: None,
+            comment: Some("Still broken after DAYS, and the agent never replied".into()),
+            resolution_cycle: 1,
+            sentiment: Sentiment::Negative,
+            themes: vec![
+                Theme::AgentConduct,
+                Theme::Billing,
+                Theme::Communication,
+                Theme::ProductQuality,
+                Theme::ResolutionQuality,
+                Theme::ResponseTime,
+            ],
+        }));
 }
 
 #[test]
@@ -428,7 +477,7 @@ fn feedback_on_a_closed_ticket_not_yet_rated() {
         by(tier1(), at(30), resolved()),
         by(tier1(), at(60), closed()),
     ])
-    .when(Command::GiveFeedback { csat: 2, nps: None, comment: None }, ctx(customer(), at(90)))
+    .when(give_feedback(2), ctx(customer(), at(90)))
     .then(feedback(2, 1));
 }
 
@@ -442,7 +491,7 @@ fn feedback_again_after_reopen_and_a_second_resolution() {
         by(customer(), at(40), reopened()),
         by(tier2(), at(90), resolved()),
     ])
-    .when(Command::GiveFeedback { csat: 5, nps: None, comment: None }, ctx(customer(), at(95)))
+    .when(give_feedback(5), ctx(customer(), at(95)))
     .then(feedback(5, 2));
 }
 
@@ -455,7 +504,7 @@ fn the_importer_gives_feedback_and_historical_times() {
         by(importer(), at(-1), opened()).occurred(Some(at(-60 * 48))),
         by(importer(), at(-1), resolved()).occurred(Some(at(-60 * 30))),
     ])
-    .when(Command::GiveFeedback { csat: 3, nps: None, comment: None }, ctx)
+    .when(give_feedback(3), ctx)
     .then(feedback(3, 1));
 
     assert_eq!(ticket.last_occurred_at, Some(at(-60 * 24)));
@@ -480,6 +529,60 @@ fn envelope_carries_the_next_version_context_and_time() {
     assert_eq!(envelope.request_id, "req-when");
     assert_eq!(envelope.schema_version, 1);
     assert_eq!(envelope.event_type(), "ticket.closed");
+}
+
+#[test]
+fn feedback_is_written_in_schema_version_2() {
+    let scenario = given_resolved();
+    let ctx = ctx(customer(), at(45));
+
+    let envelope = scenario.ticket.envelope(feedback(4, 1), &ctx, uuid::Uuid::from_u128(5));
+
+    assert_eq!(envelope.schema_version, 2);
+}
+
+#[test]
+fn two_events_in_a_row_chain_the_second_to_the_first() {
+    let scenario = given_acknowledged();
+
+    let [opened, acknowledged] = &scenario.recorded[..] else { panic!("two events") };
+
+    assert_eq!(opened.envelope.prev_hash, None);
+    assert_eq!(acknowledged.envelope.prev_hash, opened.envelope.hash);
+    assert_ne!(acknowledged.envelope.hash, opened.envelope.hash);
+    for event in &scenario.recorded {
+        let mut body = serde_json::to_value(&event.envelope).unwrap();
+        body.as_object_mut().unwrap().remove("hash");
+        let canonical = csmp_domain::chain::canonical_json(&body);
+        assert_eq!(event.envelope.hash, Some(sha256_hex(&canonical)));
+    }
+}
+
+#[test]
+fn the_next_envelope_chains_to_the_last_applied_event() {
+    let scenario = given_resolved();
+    let ctx = ctx(customer(), at(45));
+
+    let envelope = scenario.ticket.envelope(feedback(4, 1), &ctx, uuid::Uuid::from_u128(5));
+
+    assert_eq!(envelope.prev_hash, scenario.recorded[2].envelope.hash);
+    assert_eq!(scenario.ticket.last_hash, scenario.recorded[2].envelope.hash);
+}
+
+#[test]
+fn replay_keeps_the_last_events_hash() {
+    let scenario = given_resolved();
+
+    let replayed = Ticket::replay(tenant(), ticket_id(), &scenario.recorded).unwrap();
+
+    assert_eq!(replayed.last_hash, scenario.recorded[2].envelope.hash);
+    assert_eq!(replayed, scenario.ticket);
+}
+
+/// SHA-256 in lower-case hex through `sha2` directly, apart from the chain module.
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[test]

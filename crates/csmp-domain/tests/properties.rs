@@ -14,8 +14,8 @@ use csmp_domain::command::OpenTicket;
 use csmp_domain::ticket::RefundStatus;
 use csmp_domain::{
     Actor, Command, CommandContext, Currency, CustomerId, DomainError, EventEnvelope, EventPayload,
-    Money, Priority, RecordedEvent, Role, SlaSignalKind, SlaTargetKind, SupportTier, Ticket,
-    TicketStatus,
+    Money, Priority, RecordedEvent, Role, Sentiment, SlaSignalKind, SlaTargetKind, SupportTier,
+    Theme, Ticket, TicketStatus,
 };
 use proptest::prelude::*;
 use support::{agent_id, at, open_command, refund_id, tenant, ticket_id};
@@ -97,8 +97,7 @@ fn command() -> impl Strategy<Value = Command> {
         4 => refund.clone().prop_map(|refund_id| Command::ApproveRefund { refund_id }),
         2 => (refund, text())
             .prop_map(|(refund_id, reason)| Command::RejectRefund { refund_id, reason }),
-        4 => (0_u8..=6, prop::option::of(0_u8..=11), prop::option::of(text()))
-            .prop_map(|(csat, nps, comment)| Command::GiveFeedback { csat, nps, comment }),
+        4 => give_feedback(),
         3 => (
             prop::sample::select(SlaTargetKind::ALL.to_vec()),
             0_u32..=2,
@@ -112,6 +111,20 @@ fn command() -> impl Strategy<Value = Command> {
                 policy_version: 1,
             }),
     ]
+}
+
+/// Feedback with scores in and out of range, comments that name themes or not, and ticked
+/// themes that may repeat.
+fn give_feedback() -> impl Strategy<Value = Command> {
+    let comment = prop_oneof![
+        3 => text(),
+        2 => Just("Slow to reply, still broken".to_owned()),
+        1 => Just("My REFUND and login work now".to_owned()),
+    ];
+    let themes = prop::collection::vec(prop::sample::select(Theme::ALL.to_vec()), 0..4);
+    (0_u8..=6, prop::option::of(0_u8..=11), prop::option::of(comment), themes).prop_map(
+        |(csat, nps, comment, themes)| Command::GiveFeedback { csat, nps, comment, themes },
+    )
 }
 
 fn actor() -> impl Strategy<Value = Actor> {
@@ -138,8 +151,7 @@ fn lead_decision() -> impl Strategy<Value = (Command, Actor)> {
 /// The ticket's own customer speaking, for the same reason.
 fn customer_turn() -> impl Strategy<Value = (Command, Actor)> {
     let command = prop_oneof![
-        3 => (0_u8..=6, prop::option::of(0_u8..=11), prop::option::of(text()))
-            .prop_map(|(csat, nps, comment)| Command::GiveFeedback { csat, nps, comment }),
+        3 => give_feedback(),
         1 => text().prop_map(|message| Command::CustomerReply { message }),
         1 => text().prop_map(|reason| Command::Reopen { reason }),
     ];
@@ -271,6 +283,13 @@ impl Model {
             step.command
         );
         assert_eq!(envelope.version, self.accepted.len() as u64 + 1);
+        assert_eq!(envelope.schema_version, if event_type == "feedback.given" { 2 } else { 1 });
+
+        // The hash chain: each event's hash is that of its serialized body, and it names the
+        // hash of the event before it.
+        let body = serde_json::to_value(envelope).unwrap();
+        assert_eq!(envelope.hash, Some(csmp_domain::chain::event_hash(&body)));
+        assert_eq!(envelope.prev_hash, self.accepted.last().and_then(|e| e.envelope.hash.clone()));
 
         let from = self.status;
         let next = allowed_next(from, event_type);
@@ -293,6 +312,23 @@ impl Model {
             EventPayload::Resolved(_) => self.resolutions += 1,
             EventPayload::FeedbackGiven(f) => {
                 assert!((1..=5).contains(&f.csat) && f.nps.is_none_or(|n| n <= 10));
+                let Command::GiveFeedback { themes, .. } = &step.command else {
+                    unreachable!("checked above")
+                };
+                let sentiment = match f.csat {
+                    1 | 2 => Sentiment::Negative,
+                    3 => Sentiment::Neutral,
+                    _ => Sentiment::Positive,
+                };
+                assert_eq!(f.sentiment, sentiment);
+                assert!(f.themes.windows(2).all(|w| w[0].as_str() < w[1].as_str()), "{f:?}");
+                assert!(themes.iter().all(|t| f.themes.contains(t)), "{themes:?} {f:?}");
+                if f.comment.is_none() {
+                    let mut given = themes.clone();
+                    given.sort_unstable();
+                    given.dedup();
+                    assert_eq!(f.themes, given);
+                }
                 assert_eq!(f.resolution_cycle, self.resolutions);
                 assert!(!self.rated_cycles.contains(&f.resolution_cycle), "rated twice");
                 self.rated_cycles.push(f.resolution_cycle);
@@ -326,6 +362,7 @@ impl Model {
 fn check_state(ticket: &Ticket, model: &Model) {
     assert_eq!(ticket.version, model.accepted.len() as u64);
     assert_eq!(ticket.last_stream_seq, model.accepted.last().map_or(0, |e| e.stream_seq));
+    assert_eq!(ticket.last_hash, model.accepted.last().and_then(|e| e.envelope.hash.clone()));
     if !model.accepted.is_empty() {
         assert!(
             model.next_allowed.contains(&ticket.status),
@@ -431,7 +468,7 @@ fn a_long_happy_path_passes_the_same_checks() {
         reason: "duplicate".into(),
     };
     let resolve = || Command::Resolve { resolution_summary: "done".into() };
-    let feedback = || Command::GiveFeedback { csat: 4, nps: None, comment: None };
+    let feedback = || Command::GiveFeedback { csat: 4, nps: None, comment: None, themes: vec![] };
 
     let steps = vec![
         opening_step(),

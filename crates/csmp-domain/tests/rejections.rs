@@ -15,7 +15,7 @@ fn resolve() -> Command {
 }
 
 fn feedback_command(csat: u8) -> Command {
-    Command::GiveFeedback { csat, nps: None, comment: None }
+    give_feedback(csat)
 }
 
 fn refund(id: &str, amount: csmp_domain::Money) -> Command {
@@ -246,7 +246,7 @@ fn feedback_scores_out_of_range() {
         .then_error(invalid("csat", "6 is not within 1 to 5"));
     given_resolved()
         .when(
-            Command::GiveFeedback { csat: 5, nps: Some(11), comment: None },
+            Command::GiveFeedback { csat: 5, nps: Some(11), comment: None, themes: vec![] },
             ctx(customer(), at(40)),
         )
         .then_error(invalid("nps", "11 is not within 0 to 10"));
@@ -553,7 +553,12 @@ fn notes_over_2000_characters() {
         ),
         (
             given_resolved(),
-            Command::GiveFeedback { csat: 5, nps: None, comment: Some(long.clone()) },
+            Command::GiveFeedback {
+                csat: 5,
+                nps: None,
+                comment: Some(long.clone()),
+                themes: vec![],
+            },
             customer(),
             "comment",
         ),

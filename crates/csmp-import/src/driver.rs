@@ -436,13 +436,14 @@ async fn send(
             };
             client.reject_refund(request(message, timeout)).await
         }
-        Command::GiveFeedback { csat, nps, comment } => {
+        Command::GiveFeedback { csat, nps, comment, themes } => {
             let message = v1::GiveFeedbackRequest {
                 meta,
                 ticket_id,
                 csat: u32::from(*csat),
                 nps: nps.map(u32::from),
                 comment: comment.clone(),
+                themes: themes.iter().map(|theme| theme.as_str().to_owned()).collect(),
             };
             client.give_feedback(request(message, timeout)).await
         }

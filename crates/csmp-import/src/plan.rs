@@ -453,7 +453,7 @@ fn plan_row(header: &Header, record: &ByteRecord, options: &PlanOptions) -> RowP
                 commands.push(step(
                     Step::Feedback,
                     None,
-                    Command::GiveFeedback { csat, nps: None, comment: None },
+                    Command::GiveFeedback { csat, nps: None, comment: None, themes: vec![] },
                 ));
             }
             commands.push(step(Step::Close, None, Command::Close));

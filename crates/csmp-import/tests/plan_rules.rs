@@ -121,7 +121,7 @@ fn closed_row_becomes_open_ack_resolve_feedback_close() {
                     "3",
                     Step::Feedback,
                     None,
-                    Command::GiveFeedback { csat: 3, nps: None, comment: None },
+                    Command::GiveFeedback { csat: 3, nps: None, comment: None, themes: vec![] },
                 ),
                 step("3", Step::Close, None, Command::Close),
             ],
@@ -213,7 +213,10 @@ fn full_export_gives_description_and_resolution_text() {
         commands[2].command,
         Command::Resolve { resolution_summary: "Case maybe show recently.".to_owned() }
     );
-    assert_eq!(commands[3].command, Command::GiveFeedback { csat: 2, nps: None, comment: None });
+    assert_eq!(
+        commands[3].command,
+        Command::GiveFeedback { csat: 2, nps: None, comment: None, themes: vec![] }
+    );
 }
 
 #[test]

@@ -87,7 +87,12 @@ fn scripted_day() -> Script {
     s.import(6, Some(at(9, 30)), csmp_domain::Command::Acknowledge);
     let resolve = csmp_domain::Command::Resolve { resolution_summary: "fixed".into() };
     s.import(6, Some(at(10, 30)), resolve);
-    let rate = csmp_domain::Command::GiveFeedback { csat: 4, nps: Some(8), comment: None };
+    let rate = csmp_domain::Command::GiveFeedback {
+        csat: 4,
+        nps: Some(8),
+        comment: None,
+        themes: Vec::new(),
+    };
     s.import(6, Some(at(10, 40)), rate);
 
     s.open("acme", 7, Some(at(6, 0)), o("cust-3", Standard, Email, "shipping", "router", Critical));

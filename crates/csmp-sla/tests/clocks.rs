@@ -744,6 +744,8 @@ fn envelope(version: u64, at: Option<&str>, payload: EventPayload) -> EventEnvel
         causation_id: None,
         request_id: format!("request-{version}"),
         payload,
+        prev_hash: None,
+        hash: None,
     }
 }
 

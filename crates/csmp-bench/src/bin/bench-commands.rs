@@ -415,6 +415,7 @@ async fn our_client(
                         csat: 4,
                         nps: Some(8),
                         comment: Some("fine".into()),
+                        themes: Vec::new(),
                     };
                     client.give_feedback(request).await
                 }
@@ -497,7 +498,15 @@ fn sample_events() -> Vec<Bytes> {
         (Command::AskCustomer { question: "Which order is it?".into() }, &agent),
         (Command::CustomerReply { message: "Order 1234".into() }, &customer),
         (Command::Resolve { resolution_summary: "Second charge refunded".into() }, &agent),
-        (Command::GiveFeedback { csat: 4, nps: Some(8), comment: Some("fine".into()) }, &customer),
+        (
+            Command::GiveFeedback {
+                csat: 4,
+                nps: Some(8),
+                comment: Some("fine".into()),
+                themes: Vec::new(),
+            },
+            &customer,
+        ),
         (Command::Close, &agent),
     ];
     let mut events = Vec::with_capacity(STEPS);

@@ -12,8 +12,8 @@ use csmp_domain::command::OpenTicket;
 use csmp_domain::event::{self, Opened};
 use csmp_domain::{
     Actor, AgentId, Channel, Command, CommandContext, Currency, CustomerId, CustomerTier,
-    DomainError, EventPayload, Money, Priority, RecordedEvent, RefundId, Role, TenantId, Ticket,
-    TicketId,
+    DomainError, EventPayload, Money, Priority, RecordedEvent, RefundId, Role, Sentiment, TenantId,
+    Ticket, TicketId,
 };
 use uuid::Uuid;
 
@@ -159,13 +159,26 @@ pub fn refund_requested(id: &str, amount: Money, actor_limit_minor: i64) -> Even
     })
 }
 
+/// Feedback without NPS, comment or themes; the sentiment written out by the documented rule.
 pub fn feedback(csat: u8, resolution_cycle: u32) -> EventPayload {
+    let sentiment = match csat {
+        4 | 5 => Sentiment::Positive,
+        3 => Sentiment::Neutral,
+        _ => Sentiment::Negative,
+    };
     EventPayload::FeedbackGiven(event::FeedbackGiven {
         csat,
         nps: None,
         comment: None,
         resolution_cycle,
+        sentiment,
+        themes: vec![],
     })
+}
+
+/// The feedback command behind [`feedback`].
+pub fn give_feedback(csat: u8) -> Command {
+    Command::GiveFeedback { csat, nps: None, comment: None, themes: vec![] }
 }
 
 /// One event of a given history: what happened, who did it and when.
