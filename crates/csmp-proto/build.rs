@@ -5,7 +5,12 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["csmp/v1/common.proto", "csmp/v1/commands.proto", "csmp/v1/queries.proto"];
+    let files = [
+        "csmp/v1/common.proto",
+        "csmp/v1/commands.proto",
+        "csmp/v1/queries.proto",
+        "csmp/v1/feed.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed={}", root.join(file).display());
     }

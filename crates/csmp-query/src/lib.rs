@@ -15,6 +15,8 @@
 //! - `convert`: domain names to protobuf enums and timestamps;
 //! - `page`: opaque page tokens.
 //!
+//! [`serve`] also serves the event feed of [`csmp_feed`], so that one process answers both.
+//!
 //! This crate only reads: it never writes a read model nor the event stream.
 
 pub mod error;
@@ -33,6 +35,8 @@ use std::time::Duration;
 
 use csmp_domain::Clock;
 use csmp_eventstore::EventStoreConfig;
+use csmp_feed::FeedService;
+use csmp_proto::v1::event_feed_server::EventFeedServer;
 use csmp_proto::v1::ticket_queries_server::TicketQueriesServer;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
@@ -45,7 +49,8 @@ const POOL_SIZE: usize = 16;
 /// Where the query service reads from.
 #[derive(Debug, Clone)]
 pub struct QueryServiceConfig {
-    /// The event stream, for the last position in projector status reports.
+    /// The event stream, for the last position in projector status reports and for the event
+    /// feed served beside the queries.
     pub store: EventStoreConfig,
     /// The database the projectors write, for example `postgres://postgres@127.0.0.1:5432`.
     pub database_url: String,
@@ -110,15 +115,18 @@ impl QueryService {
     }
 }
 
-/// Serves `service` on `listener` with gRPC health (`SERVING`) and server reflection, until
-/// `shutdown` completes; requests in flight are finished first.
+/// Serves `service` on `listener`, and beside it the event feed (`csmp.v1.EventFeed`, see
+/// [`csmp_feed`]) on the same NATS connection and stream, with gRPC health (`SERVING` for both)
+/// and server reflection, until `shutdown` completes; requests in flight are finished first.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     service: QueryService,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    let feed = FeedService::new(service.inner.js.clone(), service.inner.config.store.clone());
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<TicketQueriesServer<QueryService>>().await;
+    health.set_serving::<EventFeedServer<FeedService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(csmp_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -129,6 +137,7 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(TicketQueriesServer::new(service))
+        .add_service(feed.into_server())
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
