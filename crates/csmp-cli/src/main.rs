@@ -1,6 +1,8 @@
 //! `csmp`: the support backend's one binary. Each service runs as its own process through a
 //! subcommand; `csmp run` is the main job that starts them all and puts them to work.
 
+mod audit;
+mod projection;
 mod report;
 mod run;
 mod services;
@@ -103,6 +105,11 @@ enum Commands {
     },
     /// The main job: start every service, import the export, run a live shift, print the report.
     Run(run::RunArgs),
+    /// Read the event history: a ticket's history or state as of a time, a tenant's export,
+    /// verification of the stream.
+    Audit(audit::AuditArgs),
+    /// Rebuild a read model and switch to it, or verify one against a rebuild.
+    Projection(projection::ProjectionArgs),
 }
 
 #[tokio::main]
@@ -149,5 +156,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Commands::Run(args) => run::main_job(&global, args).await,
+        Commands::Audit(args) => audit::run(&global, args).await,
+        Commands::Projection(args) => projection::run(&global, &args).await,
     }
 }

@@ -47,6 +47,7 @@ pub async fn projector(global: &GlobalArgs, kind: &str, batch_size: usize) -> an
         database_url: global.database_url.clone(),
         batch_size,
         consumer_name: None,
+        schema: None,
     };
     tracing::info!(projector = kind.name(), "projector starting");
     csmp_projector::run(config, nats, shutdown_signal()).await?;

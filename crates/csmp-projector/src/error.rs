@@ -61,6 +61,16 @@ pub enum ProjectorError {
     /// line. Do not retry unchanged (`INVALID_ARGUMENT`).
     #[error("invalid SLA calendar: {0}")]
     InvalidCalendar(String),
+    /// A schema name given to a projector, a rebuild or a comparison is not a lowercase
+    /// identifier (`[a-z_][a-z0-9_]*`, at most 63 bytes). Permanent: fix the configuration.
+    #[error("invalid schema name {0:?}: expected a lowercase identifier")]
+    InvalidSchema(String),
+    /// A rebuild or a verification cannot go on: the live read model is missing, its
+    /// checkpoint went back while a copy was being built, or the name of the new or retired
+    /// schema is taken. Permanent as it stands: the detail says what an operator must look at;
+    /// nothing was switched.
+    #[error("rebuild of {schema} failed: {detail}")]
+    Rebuild { schema: String, detail: String },
     /// A fault injected by a test ([`FaultInjection`](crate::FaultInjection)); the batch was
     /// rolled back. Permanent, so that the run ends and the test restarts it.
     #[error("injected fault in the batch at stream positions {first}..={last}")]
@@ -79,6 +89,8 @@ impl ProjectorError {
             | ProjectorError::InvalidPolicy(_)
             | ProjectorError::SlaConfig { .. }
             | ProjectorError::InvalidCalendar(_)
+            | ProjectorError::InvalidSchema(_)
+            | ProjectorError::Rebuild { .. }
             | ProjectorError::Injected { .. } => false,
         }
     }

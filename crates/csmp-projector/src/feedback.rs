@@ -20,6 +20,7 @@ use crate::queues::batch_keys;
 use crate::rows::{parse_column, unnest_upsert, ColumnArrays, RowTable};
 use crate::runner::Rejected;
 
+/// The read model's name in errors about its rows, whichever schema holds them.
 const SCHEMA: &str = "feedback";
 
 const TICKET_COLUMNS: &[(&str, &str)] = &[
@@ -51,7 +52,7 @@ const TICKET_COLUMNS: &[(&str, &str)] = &[
 ];
 
 const TICKETS: RowTable = RowTable {
-    name: "feedback.tickets",
+    name: "tickets",
     columns: TICKET_COLUMNS,
     key: &["tenant", "ticket_id"],
     fixed: &["customer_id", "customer_tier", "channel", "category", "product", "opened_at"],
@@ -130,21 +131,22 @@ pub(crate) struct Feedback {
 type Key = (String, Uuid);
 
 impl Feedback {
-    pub async fn prepare(pg: &Client) -> Result<Self, ProjectorError> {
+    /// Prepares the statements writing the read model in `schema`.
+    pub async fn prepare(pg: &Client, schema: &str) -> Result<Self, ProjectorError> {
         let prepare = |sql: String| async move {
             pg.prepare(&sql).await.map_err(ProjectorError::postgres("prepare feedback statement"))
         };
         let load = format!(
-            "SELECT {} FROM {SCHEMA}.tickets t
+            "SELECT {} FROM {schema}.tickets t
              JOIN UNNEST($1::text[], $2::uuid[]) AS k(tenant, ticket_id) USING (tenant, ticket_id)",
             TICKET_COLUMNS.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
         );
         Ok(Feedback {
             load: prepare(load).await?,
-            insert_tickets: prepare(TICKETS.insert_sql()).await?,
-            update_tickets: prepare(TICKETS.update_sql()).await?,
+            insert_tickets: prepare(TICKETS.insert_sql(schema)).await?,
+            update_tickets: prepare(TICKETS.update_sql(schema)).await?,
             insert_escalations: prepare(unnest_upsert(
-                "feedback.escalations",
+                &format!("{schema}.escalations"),
                 ESCALATION_COLUMNS,
                 &[],
             ))

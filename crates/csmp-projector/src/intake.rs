@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, SubsecRound, Utc};
-use csmp_domain::event::{EVENT_TYPES, SCHEMA_VERSION};
+use csmp_domain::event::{current_schema_version, EVENT_TYPES};
 use csmp_domain::RecordedEvent;
 use csmp_eventstore::EventStoreConfig;
 use tokio_postgres::Transaction;
@@ -68,8 +68,10 @@ pub(crate) fn decode(
         }
         Some(_) => {}
     }
+    // Versions from 1 up to the type's current one are read; the decoder upcasts older ones.
+    let current = u64::from(current_schema_version(event_type.as_deref().unwrap_or_default()));
     if let Some(version) = json.get("schema_version").and_then(|v| v.as_u64()) {
-        if version != u64::from(SCHEMA_VERSION) {
+        if version == 0 || version > current {
             return dead(event_type, format!("unsupported schema version {version}"));
         }
     }
@@ -97,7 +99,7 @@ fn to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
 /// Records `letters` in `schema`'s dead-letter table within the batch transaction.
 pub(crate) async fn record(
     tx: &Transaction<'_>,
-    schema: &'static str,
+    schema: &str,
     letters: &[DeadLetter],
 ) -> Result<(), ProjectorError> {
     if letters.is_empty() {

@@ -15,22 +15,30 @@
 //! advisory lock lets one instance project while a second one waits as a standby.
 //! `docs/read-models.md` describes the tables and this design.
 //!
+//! A read model can be rebuilt from the first event into a fresh schema while the live one keeps
+//! serving, and switched in atomically ([`rebuild`]); a rebuilt copy can be compared with the
+//! live read model table by table ([`checksum`]).
+//!
 //! Layout:
 //! - [`error`]: what can go wrong and how a caller handles it;
 //! - [`schema`]: versioned migrations and the tenants' wall-clock base policies;
 //! - [`sla_config`]: policy versions and calendars, loaded the same way by the projector, the
 //!   query service and the SLA timer, and the per-ticket facts the clocks are rebuilt from;
 //! - `runner`: the consumer, the locks and the batch transaction;
+//! - [`rebuild`]: a projection into a fresh schema and the atomic switch to it;
+//! - [`checksum`]: per-table row counts and checksums of two schemas of one read model;
 //! - `intake`: decoding messages, and the dead letters for those that are not events;
 //! - `rows`: multi-row statements, one array parameter per column;
 //! - `queues`, `sla`, `feedback`: how each read model folds events into its rows.
 //!
 //! This crate writes read models only; it never appends to the event stream.
 
+pub mod checksum;
 pub mod error;
 mod feedback;
 mod intake;
 mod queues;
+pub mod rebuild;
 mod rows;
 mod runner;
 pub mod schema;
@@ -44,8 +52,10 @@ use std::sync::Arc;
 
 use csmp_eventstore::EventStoreConfig;
 
+pub use checksum::{compare_schemas, verify_read_model, ReadModelReport, SchemaComparison};
 pub use error::ProjectorError;
-pub use schema::{migrate, set_sla_policy, sla_policy};
+pub use rebuild::{rebuild, RebuildOptions, RebuildPhase, RebuildProgress, RebuildReport};
+pub use schema::{migrate, migrate_schema, set_sla_policy, sla_policy};
 pub use sla_config::{
     import_holidays, load_tenant_sla, set_calendar, set_sla_policy_version, CalendarHistory,
     CalendarVersion, SlaFacts, TenantSla,
@@ -64,7 +74,7 @@ impl ProjectorKind {
     pub const ALL: [ProjectorKind; 3] =
         [ProjectorKind::Queues, ProjectorKind::Sla, ProjectorKind::Feedback];
 
-    /// The projector's name; also its PostgreSQL schema and the suffix of its consumer name.
+    /// The projector's name; also its live PostgreSQL schema and the suffix of its consumer name.
     pub fn name(self) -> &'static str {
         match self {
             ProjectorKind::Queues => "queues",
@@ -112,14 +122,29 @@ pub struct ProjectorConfig {
     pub database_url: String,
     /// Most events applied in one transaction; 500 to 1000 suits a catch-up.
     pub batch_size: usize,
-    /// The durable consumer's name; `csmp-<kind>` when `None`.
+    /// The durable consumer's name; `csmp-<kind>` when `None` and the schema is the live one,
+    /// `csmp-<schema>` for another schema.
     pub consumer_name: Option<String>,
+    /// The PostgreSQL schema the read model is written to; the live one, named after the kind
+    /// (`queues`, `sla`, `feedback`), when `None`. Another schema holds a copy of the read model
+    /// that no query reads, for example one being rebuilt. The `sla` projector reads the
+    /// tenants' SLA configuration from the live `sla` schema whatever its own.
+    pub schema: Option<String>,
 }
 
 impl ProjectorConfig {
     /// The durable consumer this projector reads through.
     pub fn consumer_name(&self) -> String {
-        self.consumer_name.clone().unwrap_or_else(|| self.kind.default_consumer_name())
+        match (&self.consumer_name, &self.schema) {
+            (Some(name), _) => name.clone(),
+            (None, Some(schema)) if schema != self.kind.name() => format!("csmp-{schema}"),
+            (None, _) => self.kind.default_consumer_name(),
+        }
+    }
+
+    /// The PostgreSQL schema this projector writes.
+    pub fn schema(&self) -> &str {
+        self.schema.as_deref().unwrap_or(self.kind.name())
     }
 }
 
@@ -144,6 +169,7 @@ impl ProjectorConfig {
 ///     database_url: "postgres://postgres@127.0.0.1:5432".to_owned(),
 ///     batch_size: 500,
 ///     consumer_name: None,
+///     schema: None,
 /// };
 /// run(config, client, async { tokio::signal::ctrl_c().await.unwrap_or(()) }).await?;
 /// # Ok(())

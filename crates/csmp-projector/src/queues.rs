@@ -20,6 +20,7 @@ use crate::intake::check_place;
 use crate::rows::{parse_column, unnest_upsert, ColumnArrays, RowTable};
 use crate::runner::Rejected;
 
+/// The read model's name in errors about its rows, whichever schema holds them.
 const SCHEMA: &str = "queues";
 
 const TICKET_COLUMNS: &[(&str, &str)] = &[
@@ -49,7 +50,7 @@ const TICKET_COLUMNS: &[(&str, &str)] = &[
 ];
 
 const TICKETS: RowTable = RowTable {
-    name: "queues.tickets",
+    name: "tickets",
     columns: TICKET_COLUMNS,
     key: &["tenant", "ticket_id"],
     fixed: &[
@@ -153,29 +154,34 @@ struct RefundRow {
 type Key = (String, Uuid);
 
 impl Queues {
-    pub async fn prepare(pg: &Client) -> Result<Self, ProjectorError> {
+    /// Prepares the statements writing the read model in `schema`.
+    pub async fn prepare(pg: &Client, schema: &str) -> Result<Self, ProjectorError> {
         let prepare = |sql: String| async move {
             pg.prepare(&sql).await.map_err(ProjectorError::postgres("prepare queues statement"))
         };
         let load = format!(
-            "SELECT {} FROM {SCHEMA}.tickets t
+            "SELECT {} FROM {schema}.tickets t
              JOIN UNNEST($1::text[], $2::uuid[]) AS k(tenant, ticket_id) USING (tenant, ticket_id)",
             TICKET_COLUMNS.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
         );
         Ok(Queues {
             load: prepare(load).await?,
-            insert_tickets: prepare(TICKETS.insert_sql()).await?,
-            update_tickets: prepare(TICKETS.update_sql()).await?,
-            insert_timeline: prepare(unnest_upsert("queues.timeline", TIMELINE_COLUMNS, &[]))
-                .await?,
+            insert_tickets: prepare(TICKETS.insert_sql(schema)).await?,
+            update_tickets: prepare(TICKETS.update_sql(schema)).await?,
+            insert_timeline: prepare(unnest_upsert(
+                &format!("{schema}.timeline"),
+                TIMELINE_COLUMNS,
+                &[],
+            ))
+            .await?,
             upsert_refunds: prepare(unnest_upsert(
-                "queues.refunds",
+                &format!("{schema}.refunds"),
                 REFUND_COLUMNS,
                 &["tenant", "ticket_id", "refund_id"],
             ))
             .await?,
-            update_refunds: prepare(
-                "UPDATE queues.refunds r
+            update_refunds: prepare(format!(
+                "UPDATE {schema}.refunds r
                  SET status = u.status, amount_minor = u.amount_minor,
                      changed_at = u.changed_at, last_position = u.last_position
                  FROM UNNEST($1::text[], $2::uuid[], $3::text[], $4::text[], $5::int8[],
@@ -184,8 +190,7 @@ impl Queues {
                            last_position)
                  WHERE r.tenant = u.tenant AND r.ticket_id = u.ticket_id
                    AND r.refund_id = u.refund_id"
-                    .to_owned(),
-            )
+            ))
             .await?,
         })
     }

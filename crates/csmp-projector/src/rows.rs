@@ -49,6 +49,7 @@ pub(crate) fn parse_column<T>(
 /// PostgreSQL the speculative insertion of an upsert and the parsing of columns that never
 /// change after the opening.
 pub(crate) struct RowTable {
+    /// The table's name within its schema.
     pub name: &'static str,
     /// Every column with its PostgreSQL type, in the order of the insert's parameters.
     pub columns: &'static [(&'static str, &'static str)],
@@ -58,9 +59,9 @@ pub(crate) struct RowTable {
 }
 
 impl RowTable {
-    /// `INSERT .. SELECT * FROM UNNEST(..)` over every column.
-    pub fn insert_sql(&self) -> String {
-        unnest_upsert(self.name, self.columns, &[])
+    /// `INSERT .. SELECT * FROM UNNEST(..)` over every column, into the table in `schema`.
+    pub fn insert_sql(&self, schema: &str) -> String {
+        unnest_upsert(&format!("{schema}.{}", self.name), self.columns, &[])
     }
 
     /// The key and changing columns, in the order of the update's parameters.
@@ -75,8 +76,9 @@ impl RowTable {
         columns
     }
 
-    /// `UPDATE .. FROM UNNEST(..)` setting the changing columns of rows matched on the key.
-    pub fn update_sql(&self) -> String {
+    /// `UPDATE .. FROM UNNEST(..)` setting the changing columns of rows matched on the key, in
+    /// the table in `schema`.
+    pub fn update_sql(&self, schema: &str) -> String {
         let columns = self.update_columns();
         let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
         let arrays: Vec<String> =
@@ -88,7 +90,7 @@ impl RowTable {
             .collect();
         let matches: Vec<String> = self.key.iter().map(|k| format!("t.{k} = u.{k}")).collect();
         format!(
-            "UPDATE {} AS t SET {} FROM UNNEST({}) AS u({}) WHERE {}",
+            "UPDATE {schema}.{} AS t SET {} FROM UNNEST({}) AS u({}) WHERE {}",
             self.name,
             sets.join(", "),
             arrays.join(", "),

@@ -16,6 +16,11 @@
 //!
 //! Only the instance holding the projector's session-level advisory lock consumes; another
 //! instance waits for the lock as a standby and takes over when the first one's connection ends.
+//! Every batch transaction of `run` first takes the read model's switch lock shared, so that the
+//! switch to a rebuilt schema, which takes it exclusively, falls between two batches.
+//!
+//! [`Batches`] is the batch transaction on its own, without a consumer: `run` feeds it from the
+//! durable consumer, a rebuild from a consumer of its own.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -30,7 +35,7 @@ use crate::error::ProjectorError;
 use crate::feedback::Feedback;
 use crate::intake::{self, DeadLetter, Incoming};
 use crate::queues::Queues;
-use crate::schema::{migrate, projector_lock};
+use crate::schema::{migrate, migrate_schema, projector_lock, switch_lock};
 use crate::sla::Sla;
 use crate::{FaultInjection, ProjectorConfig, ProjectorKind};
 
@@ -57,12 +62,24 @@ enum Projection {
 }
 
 impl Projection {
-    async fn prepare(kind: ProjectorKind, pg: &Client) -> Result<Self, ProjectorError> {
+    async fn prepare(
+        kind: ProjectorKind,
+        pg: &Client,
+        schema: &str,
+    ) -> Result<Self, ProjectorError> {
         Ok(match kind {
-            ProjectorKind::Queues => Projection::Queues(Queues::prepare(pg).await?),
-            ProjectorKind::Sla => Projection::Sla(Sla::prepare(pg).await?),
-            ProjectorKind::Feedback => Projection::Feedback(Feedback::prepare(pg).await?),
+            ProjectorKind::Queues => Projection::Queues(Queues::prepare(pg, schema).await?),
+            ProjectorKind::Sla => Projection::Sla(Sla::prepare(pg, schema).await?),
+            ProjectorKind::Feedback => Projection::Feedback(Feedback::prepare(pg, schema).await?),
         })
+    }
+
+    fn kind(&self) -> ProjectorKind {
+        match self {
+            Projection::Queues(_) => ProjectorKind::Queues,
+            Projection::Sla(_) => ProjectorKind::Sla,
+            Projection::Feedback(_) => ProjectorKind::Feedback,
+        }
     }
 
     async fn apply(
@@ -85,6 +102,7 @@ pub(crate) async fn run(
     faults: FaultInjection,
 ) -> Result<(), ProjectorError> {
     let projector = config.kind.name();
+    crate::schema::check_schema_name(config.schema())?;
     let pg_config: tokio_postgres::Config =
         config.database_url.parse().map_err(ProjectorError::InvalidDatabaseUrl)?;
     let js = jetstream::new(client);
@@ -126,15 +144,21 @@ struct Session<'a> {
 }
 
 /// How a batch ended.
-enum BatchEnd {
+pub(crate) enum BatchEnd {
     /// Applied, or only skipped redeliveries; the consumer is where it should be.
     Done,
     /// A message past checkpoint + 1 came: the consumer must start again after `checkpoint`.
     Gap { checkpoint: u64 },
 }
 
-/// The session's statements on its connection.
-struct Statements {
+/// The batch transaction of one read model in one schema, with its statements prepared on the
+/// connection it runs on.
+pub(crate) struct Batches {
+    schema: String,
+    store: csmp_eventstore::EventStoreConfig,
+    faults: FaultInjection,
+    /// `SELECT pg_advisory_xact_lock_shared(..)` on the switch lock, for the live projector.
+    switch_lock: Option<Statement>,
     lock_checkpoint: Statement,
     set_checkpoint: Statement,
     projection: Projection,
@@ -147,9 +171,10 @@ impl Session<'_> {
         mut shutdown: Pin<&mut F>,
     ) -> Result<(), ProjectorError> {
         let kind = self.config.kind;
-        let schema = kind.name();
+        let schema = self.config.schema();
 
-        // 1. Connect, and bring the schema up to date before anything reads it.
+        // 1. Connect, and bring the schema up to date before anything reads it. The sla
+        //    projector reads the tenants' configuration from the live schema, whatever its own.
         let (mut pg, connection) =
             pg_config.connect(NoTls).await.map_err(ProjectorError::postgres("connect"))?;
         let connection = tokio::spawn(async move {
@@ -158,11 +183,14 @@ impl Session<'_> {
             }
         });
         let _connection = AbortOnDrop(connection);
-        migrate(&pg, kind).await?;
+        if kind == ProjectorKind::Sla && schema != kind.name() {
+            migrate(&pg, kind).await?;
+        }
+        migrate_schema(&pg, kind, schema).await?;
         csmp_eventstore::ensure_stream(self.js, &self.config.store).await?;
 
         // 2. Only the lock holder projects; a second instance waits here as a standby.
-        let (class, key) = projector_lock(kind);
+        let (class, key) = projector_lock(kind, schema);
         let mut announced = false;
         loop {
             let locked: bool = pg
@@ -185,27 +213,9 @@ impl Session<'_> {
         info!(projector = schema, "holding the projector lock");
 
         // 3. Statements, and the consumer placed right after the checkpoint.
-        let statements = Statements {
-            lock_checkpoint: pg
-                .prepare(&format!(
-                    "SELECT position FROM {schema}.checkpoint WHERE id = 1 FOR UPDATE"
-                ))
-                .await
-                .map_err(ProjectorError::postgres("prepare checkpoint lock"))?,
-            set_checkpoint: pg
-                .prepare(&format!(
-                    "UPDATE {schema}.checkpoint SET position = $1, updated_at = now() WHERE id = 1"
-                ))
-                .await
-                .map_err(ProjectorError::postgres("prepare checkpoint update"))?,
-            projection: Projection::prepare(kind, &pg).await?,
-        };
-        let checkpoint: i64 = pg
-            .query_one(&format!("SELECT position FROM {schema}.checkpoint WHERE id = 1"), &[])
-            .await
-            .map_err(ProjectorError::postgres("read checkpoint"))?
-            .get(0);
-        let mut consumer = self.open_consumer(checkpoint as u64, false).await?;
+        let batches = Batches::prepare(&pg, self.config, self.faults.clone(), true).await?;
+        let checkpoint = batches.checkpoint(&pg).await?;
+        let mut consumer = self.open_consumer(checkpoint, false).await?;
         let mut messages = self.messages(&consumer).await?;
 
         // 4. Batches until shutdown: wait for one message, then take what is already buffered.
@@ -242,8 +252,7 @@ impl Session<'_> {
                 }
             }
 
-            if let BatchEnd::Gap { checkpoint } =
-                self.apply_batch(&mut pg, &statements, batch).await?
+            if let BatchEnd::Gap { checkpoint } = self.apply_batch(&mut pg, &batches, batch).await?
             {
                 info!(
                     projector = schema,
@@ -326,35 +335,11 @@ impl Session<'_> {
     async fn apply_batch(
         &mut self,
         pg: &mut Client,
-        statements: &Statements,
+        batches: &Batches,
         batch: Vec<jetstream::Message>,
     ) -> Result<BatchEnd, ProjectorError> {
-        let mut incoming = Vec::with_capacity(batch.len());
-        for message in &batch {
-            let position = message
-                .info()
-                .map_err(|source| ProjectorError::Nats {
-                    action: "read a message's position",
-                    source,
-                })?
-                .stream_sequence;
-            incoming.push(Incoming {
-                position,
-                subject: message.subject.to_string(),
-                body: message.payload.clone(),
-            });
-        }
-        let first = incoming.first().map_or(0, |m| m.position);
-        let last = incoming.last().map_or(0, |m| m.position);
-        let span = info_span!(
-            "projector_batch",
-            projector = self.config.kind.name(),
-            first_seq = first,
-            last_seq = last,
-            size = incoming.len()
-        );
-        let (end, acknowledge) =
-            self.apply_in_transaction(pg, statements, &incoming).instrument(span).await?;
+        let incoming = batch.iter().map(incoming).collect::<Result<Vec<_>, _>>()?;
+        let (end, acknowledge) = batches.apply(pg, &incoming).await?;
 
         // Acknowledging the last handled message acknowledges every earlier one (ack policy
         // "all"). A lost acknowledgement only means a redelivery, which the checkpoint skips.
@@ -366,20 +351,118 @@ impl Session<'_> {
         *self.backoff = FIRST_BACKOFF;
         Ok(end)
     }
+}
+
+/// A stream message as the batch transaction takes it.
+pub(crate) fn incoming(message: &jetstream::Message) -> Result<Incoming, ProjectorError> {
+    let position = message
+        .info()
+        .map_err(|source| ProjectorError::Nats { action: "read a message's position", source })?
+        .stream_sequence;
+    Ok(Incoming { position, subject: message.subject.to_string(), body: message.payload.clone() })
+}
+
+impl Batches {
+    /// Prepares the statements of `config`'s read model in its schema on `pg`. With
+    /// `switch_lock`, every transaction first takes the read model's switch lock shared: the
+    /// live projector does, a rebuild writing its own schema must not (the switch that waits
+    /// for it holds the lock exclusively).
+    pub(crate) async fn prepare(
+        pg: &Client,
+        config: &ProjectorConfig,
+        faults: FaultInjection,
+        switch_lock: bool,
+    ) -> Result<Self, ProjectorError> {
+        let schema = config.schema();
+        let switch_lock = match switch_lock {
+            true => Some(
+                pg.prepare("SELECT pg_advisory_xact_lock_shared($1, $2)")
+                    .await
+                    .map_err(ProjectorError::postgres("prepare switch lock"))?,
+            ),
+            false => None,
+        };
+        Ok(Batches {
+            schema: schema.to_owned(),
+            store: config.store.clone(),
+            faults,
+            switch_lock,
+            lock_checkpoint: pg
+                .prepare(&format!(
+                    "SELECT position FROM {schema}.checkpoint WHERE id = 1 FOR UPDATE"
+                ))
+                .await
+                .map_err(ProjectorError::postgres("prepare checkpoint lock"))?,
+            set_checkpoint: pg
+                .prepare(&format!(
+                    "UPDATE {schema}.checkpoint SET position = $1, updated_at = now() WHERE id = 1"
+                ))
+                .await
+                .map_err(ProjectorError::postgres("prepare checkpoint update"))?,
+            projection: Projection::prepare(config.kind, pg, schema).await?,
+        })
+    }
+
+    /// The checkpoint as committed.
+    pub(crate) async fn checkpoint(&self, pg: &Client) -> Result<u64, ProjectorError> {
+        let schema = &self.schema;
+        let checkpoint: i64 = pg
+            .query_one(&format!("SELECT position FROM {schema}.checkpoint WHERE id = 1"), &[])
+            .await
+            .map_err(ProjectorError::postgres("read checkpoint"))?
+            .get(0);
+        Ok(checkpoint as u64)
+    }
+
+    /// Applies `incoming` in one transaction with the checkpoint (or, when PostgreSQL refuses a
+    /// value, one event per transaction). Returns how the batch ended and the index of the last
+    /// message handled (applied or skipped), which is the one to acknowledge.
+    pub(crate) async fn apply(
+        &self,
+        pg: &mut Client,
+        incoming: &[Incoming],
+    ) -> Result<(BatchEnd, Option<usize>), ProjectorError> {
+        let first = incoming.first().map_or(0, |m| m.position);
+        let last = incoming.last().map_or(0, |m| m.position);
+        let span = info_span!(
+            "projector_batch",
+            schema = %self.schema,
+            first_seq = first,
+            last_seq = last,
+            size = incoming.len()
+        );
+        self.apply_in_transaction(pg, incoming).instrument(span).await
+    }
+
+    /// A transaction behind the switch lock, when this projector takes it.
+    async fn begin<'c>(
+        &self,
+        pg: &'c mut Client,
+        action: &'static str,
+    ) -> Result<tokio_postgres::Transaction<'c>, ProjectorError> {
+        let tx = pg.transaction().await.map_err(ProjectorError::postgres(action))?;
+        if let Some(statement) = &self.switch_lock {
+            let kind = self.projection.kind();
+            let (class, key) = switch_lock(kind);
+            tx.execute(statement, &[&class, &key])
+                .await
+                .map_err(ProjectorError::postgres("take the switch lock"))?;
+        }
+        Ok(tx)
+    }
 
     /// Returns how the batch ended and the index of the last message handled (applied or
     /// skipped), which is the one to acknowledge.
     async fn apply_in_transaction(
         &self,
         pg: &mut Client,
-        statements: &Statements,
         incoming: &[Incoming],
     ) -> Result<(BatchEnd, Option<usize>), ProjectorError> {
-        let tx = pg.transaction().await.map_err(ProjectorError::postgres("begin batch"))?;
+        let tx = self.begin(pg, "begin batch").await?;
 
         // 1. The checkpoint, locked: a second writer waits here and then sees our commit.
         let checkpoint: i64 = tx
-            .query_one(&statements.lock_checkpoint, &[])
+            .query_one(&self.lock_checkpoint, &[])
             .await
             .map_err(ProjectorError::postgres("lock checkpoint"))?
             .get(0);
@@ -412,7 +495,7 @@ impl Session<'_> {
 
         // 3. Decode, apply and move the checkpoint; commit only when all of it went through.
         let last = taken.last().map_or(checkpoint, |m| m.position);
-        match self.project(&tx, statements, &taken).await {
+        match self.project(&tx, &taken).await {
             Ok(()) => {
                 tx.commit().await.map_err(ProjectorError::postgres("commit batch"))?;
             }
@@ -422,7 +505,7 @@ impl Session<'_> {
                 //    and reloads the rows from the tables each time.
                 warn!(error = %err, "batch refused: applying its events one at a time");
                 tx.rollback().await.map_err(ProjectorError::postgres("roll back batch"))?;
-                if let Some(checkpoint) = self.apply_one_by_one(pg, statements, &taken).await? {
+                if let Some(checkpoint) = self.apply_one_by_one(pg, &taken).await? {
                     return Ok((BatchEnd::Gap { checkpoint }, None));
                 }
             }
@@ -438,17 +521,16 @@ impl Session<'_> {
     async fn project(
         &self,
         tx: &tokio_postgres::Transaction<'_>,
-        statements: &Statements,
         taken: &[&Incoming],
     ) -> Result<(), ProjectorError> {
-        let schema = self.config.kind.name();
+        let schema = &self.schema;
 
         // 1. Decode; what is not an event becomes a dead letter.
         let mut events = Vec::with_capacity(taken.len());
         let mut sources = Vec::with_capacity(taken.len());
         let mut dead = Vec::new();
         for message in taken {
-            match intake::decode(&self.config.store, message) {
+            match intake::decode(&self.store, message) {
                 Ok(event) => {
                     events.push(event);
                     sources.push(*message);
@@ -461,8 +543,8 @@ impl Session<'_> {
         //    included), pipelined: they commit together or not at all.
         let first = taken.first().map_or(0, |m| m.position);
         let last = taken.last().map_or(0, |m| m.position);
-        let (rejected, _) = futures::try_join!(statements.projection.apply(tx, &events), async {
-            tx.execute(&statements.set_checkpoint, &[&(last as i64)])
+        let (rejected, _) = futures::try_join!(self.projection.apply(tx, &events), async {
+            tx.execute(&self.set_checkpoint, &[&(last as i64)])
                 .await
                 .map_err(ProjectorError::postgres("move checkpoint"))
         },)?;
@@ -496,15 +578,14 @@ impl Session<'_> {
     async fn apply_one_by_one(
         &self,
         pg: &mut Client,
-        statements: &Statements,
         taken: &[&Incoming],
     ) -> Result<Option<u64>, ProjectorError> {
-        let schema = self.config.kind.name();
+        let schema = &self.schema;
         for message in taken {
             // 1. Each message in a transaction of its own, behind the locked checkpoint.
-            let tx = pg.transaction().await.map_err(ProjectorError::postgres("begin event"))?;
+            let tx = self.begin(pg, "begin event").await?;
             let checkpoint: i64 = tx
-                .query_one(&statements.lock_checkpoint, &[])
+                .query_one(&self.lock_checkpoint, &[])
                 .await
                 .map_err(ProjectorError::postgres("lock checkpoint"))?
                 .get(0);
@@ -517,7 +598,7 @@ impl Session<'_> {
                 tx.rollback().await.map_err(ProjectorError::postgres("end event"))?;
                 return Ok(Some(checkpoint));
             }
-            let err = match self.project(&tx, statements, &[message]).await {
+            let err = match self.project(&tx, &[message]).await {
                 Ok(()) => {
                     tx.commit().await.map_err(ProjectorError::postgres("commit event"))?;
                     continue;
@@ -530,9 +611,9 @@ impl Session<'_> {
 
             // 2. Refused on its own: the dead letter and the checkpoint past it, nothing else.
             tx.rollback().await.map_err(ProjectorError::postgres("roll back event"))?;
-            let tx = pg.transaction().await.map_err(ProjectorError::postgres("begin event"))?;
+            let tx = self.begin(pg, "begin event").await?;
             let checkpoint: i64 = tx
-                .query_one(&statements.lock_checkpoint, &[])
+                .query_one(&self.lock_checkpoint, &[])
                 .await
                 .map_err(ProjectorError::postgres("lock checkpoint"))?
                 .get(0);
@@ -540,10 +621,10 @@ impl Session<'_> {
                 tx.rollback().await.map_err(ProjectorError::postgres("end event"))?;
                 return Ok(Some(checkpoint as u64));
             }
-            tx.execute(&statements.set_checkpoint, &[&(message.position as i64)])
+            tx.execute(&self.set_checkpoint, &[&(message.position as i64)])
                 .await
                 .map_err(ProjectorError::postgres("move checkpoint"))?;
-            let event_type = intake::decode(&self.config.store, message)
+            let event_type = intake::decode(&self.store, message)
                 .ok()
                 .map(|event| event.envelope.event_type().to_owned());
             intake::record(&tx, schema, &[DeadLetter::new(message, event_type, reason)]).await?;
@@ -553,8 +634,23 @@ impl Session<'_> {
     }
 }
 
+/// Connects to the read models' database, with the connection driven by a task that ends
+/// when the returned guard is dropped.
+pub(crate) async fn connect(database_url: &str) -> Result<(Client, AbortOnDrop), ProjectorError> {
+    let pg_config: tokio_postgres::Config =
+        database_url.parse().map_err(ProjectorError::InvalidDatabaseUrl)?;
+    let (pg, connection) =
+        pg_config.connect(NoTls).await.map_err(ProjectorError::postgres("connect"))?;
+    let connection = tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            warn!(error = %err, "database connection ended");
+        }
+    });
+    Ok((pg, AbortOnDrop(connection)))
+}
+
 /// Ends the connection task with the session, so the projector lock is released at once.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

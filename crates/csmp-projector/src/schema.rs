@@ -1,10 +1,15 @@
 //! The read models' PostgreSQL schemas: versioned migrations, and the tenants' SLA policies.
 //!
-//! Each projector owns one schema named after it. Its migrations are numbered; the applied ones
-//! are recorded in `<schema>.schema_migrations`, and a transaction-level advisory lock makes two
-//! instances that start at once apply them one after the other. Every schema has the same
-//! bookkeeping tables: `checkpoint` (one row: the last stream position applied), `dead_letters`
-//! (messages that could not be applied) and the `status` view over both.
+//! Each projector owns one live schema named after it, and a rebuild builds a copy in a schema of
+//! its own ([`migrate_schema`]). The migrations are numbered; the applied ones are recorded in
+//! `<schema>.schema_migrations`, and a transaction-level advisory lock makes two instances that
+//! start at once apply them one after the other. Every schema has the same bookkeeping tables:
+//! `checkpoint` (one row: the last stream position applied), `dead_letters` (messages that could
+//! not be applied) and the `status` view over both.
+//!
+//! The advisory locks of the projectors are defined here too: the migration lock, the projector
+//! lock of the one instance that writes a schema, and the switch lock that keeps live batches
+//! and the switch to a rebuilt schema apart.
 
 use std::collections::HashMap;
 
@@ -24,9 +29,39 @@ fn migration_lock(kind: ProjectorKind) -> i32 {
     kind_index(kind) * 2
 }
 
-/// The advisory lock key held by the one instance that projects into a read model.
-pub(crate) fn projector_lock(kind: ProjectorKind) -> (i32, i32) {
-    (LOCK_CLASS, kind_index(kind) * 2 + 1)
+/// First key of the projector locks of schemas other than the live ones ("csmq").
+const OTHER_SCHEMA_LOCK_CLASS: i32 = 0x6373_6d71;
+
+/// The advisory lock held by the one instance that projects into `schema`. The live schemas
+/// keep the keys they always had; another schema gets a key hashed from its name (a collision
+/// only makes one of two projectors wait as a standby).
+pub(crate) fn projector_lock(kind: ProjectorKind, schema: &str) -> (i32, i32) {
+    if schema == kind.name() {
+        return (LOCK_CLASS, kind_index(kind) * 2 + 1);
+    }
+    // FNV-1a: stable across processes and versions, unlike the standard library's hasher.
+    let hash =
+        schema.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    (OTHER_SCHEMA_LOCK_CLASS, hash as i32)
+}
+
+/// The advisory lock that keeps live batches and a switch apart: every batch transaction of a
+/// projector takes it shared, the switch to a rebuilt schema (and a verification comparing at
+/// one position) takes it exclusively, so that no batch transaction straddles the switch.
+pub(crate) fn switch_lock(kind: ProjectorKind) -> (i32, i32) {
+    (LOCK_CLASS, 6 + kind_index(kind))
+}
+
+/// Checks that `schema` can be written into SQL as it is: a lowercase identifier.
+pub(crate) fn check_schema_name(schema: &str) -> Result<(), ProjectorError> {
+    let mut bytes = schema.bytes();
+    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_');
+    let rest_ok = bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if first_ok && rest_ok && schema.len() <= 63 {
+        Ok(())
+    } else {
+        Err(ProjectorError::InvalidSchema(schema.to_owned()))
+    }
 }
 
 fn kind_index(kind: ProjectorKind) -> i32 {
@@ -61,7 +96,7 @@ CREATE VIEW {schema}.status AS
 ";
 
 const QUEUES_V1: &str = "
-CREATE TABLE queues.tickets (
+CREATE TABLE {schema}.tickets (
     tenant text NOT NULL,
     ticket_id uuid NOT NULL,
     customer_id text NOT NULL,
@@ -93,14 +128,14 @@ CREATE TABLE queues.tickets (
     ) STORED,
     PRIMARY KEY (tenant, ticket_id)
 ) WITH (fillfactor = 80);
-CREATE INDEX tickets_queue_order ON queues.tickets
+CREATE INDEX tickets_queue_order ON {schema}.tickets
     (tenant, priority_rank, customer_tier_rank, ticket_id)
     WHERE status IN ('new', 'open', 'waiting_on_customer');
-CREATE INDEX tickets_customer_history ON queues.tickets
+CREATE INDEX tickets_customer_history ON {schema}.tickets
     (tenant, customer_id, opened_at DESC NULLS LAST, opened_position DESC);
-CREATE INDEX tickets_assignee ON queues.tickets (tenant, assignee) WHERE assignee IS NOT NULL;
+CREATE INDEX tickets_assignee ON {schema}.tickets (tenant, assignee) WHERE assignee IS NOT NULL;
 
-CREATE TABLE queues.timeline (
+CREATE TABLE {schema}.timeline (
     tenant text NOT NULL,
     ticket_id uuid NOT NULL,
     version bigint NOT NULL,
@@ -115,7 +150,7 @@ CREATE TABLE queues.timeline (
     PRIMARY KEY (tenant, ticket_id, version)
 );
 
-CREATE TABLE queues.refunds (
+CREATE TABLE {schema}.refunds (
     tenant text NOT NULL,
     ticket_id uuid NOT NULL,
     refund_id text NOT NULL,
@@ -130,16 +165,16 @@ CREATE TABLE queues.refunds (
     last_position bigint NOT NULL,
     PRIMARY KEY (tenant, ticket_id, refund_id)
 );
-CREATE INDEX refunds_by_currency ON queues.refunds (tenant, currency, status);
+CREATE INDEX refunds_by_currency ON {schema}.refunds (tenant, currency, status);
 ";
 
 const SLA_V1: &str = "
-CREATE TABLE sla.tenant_policies (
+CREATE TABLE {schema}.tenant_policies (
     tenant text PRIMARY KEY,
     policy jsonb NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE TABLE sla.tickets (
+CREATE TABLE {schema}.tickets (
     tenant text NOT NULL,
     ticket_id uuid NOT NULL,
     priority text NOT NULL,
@@ -162,9 +197,9 @@ CREATE TABLE sla.tickets (
     last_position bigint NOT NULL,
     PRIMARY KEY (tenant, ticket_id)
 ) WITH (fillfactor = 80);
-CREATE INDEX tickets_first_response_running ON sla.tickets (tenant, fr_due_at)
+CREATE INDEX tickets_first_response_running ON {schema}.tickets (tenant, fr_due_at)
     WHERE fr_stopped_at IS NULL;
-CREATE INDEX tickets_resolution_running ON sla.tickets (tenant, res_due_at)
+CREATE INDEX tickets_resolution_running ON {schema}.tickets (tenant, res_due_at)
     WHERE res_stopped_at IS NULL AND res_paused_since IS NULL;
 ";
 
@@ -172,8 +207,8 @@ CREATE INDEX tickets_resolution_running ON sla.tickets (tenant, res_due_at)
 /// The old wall-clock columns go, and the checkpoint goes back to 0 so that the projector
 /// rebuilds the read model from the stream (the runner re-creates its consumer to match).
 const SLA_V2: &str = "
-DROP TABLE sla.tickets;
-CREATE TABLE sla.policy_versions (
+DROP TABLE {schema}.tickets;
+CREATE TABLE {schema}.policy_versions (
     tenant text NOT NULL,
     version integer NOT NULL,
     effective_from timestamptz NOT NULL,
@@ -181,14 +216,14 @@ CREATE TABLE sla.policy_versions (
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant, version)
 );
-CREATE TABLE sla.calendars (
+CREATE TABLE {schema}.calendars (
     tenant text NOT NULL,
     name text NOT NULL,
     calendar jsonb NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant, name)
 );
-CREATE TABLE sla.tickets (
+CREATE TABLE {schema}.tickets (
     tenant text NOT NULL,
     ticket_id uuid NOT NULL,
     priority text NOT NULL,
@@ -200,7 +235,7 @@ CREATE TABLE sla.tickets (
     last_position bigint NOT NULL,
     PRIMARY KEY (tenant, ticket_id)
 ) WITH (fillfactor = 80);
-CREATE TABLE sla.clocks (
+CREATE TABLE {schema}.clocks (
     tenant text NOT NULL,
     ticket_id uuid NOT NULL,
     target text NOT NULL
@@ -216,8 +251,8 @@ CREATE TABLE sla.clocks (
     due_at timestamptz,
     PRIMARY KEY (tenant, ticket_id, target, cycle)
 );
-CREATE INDEX clocks_running_due ON sla.clocks (tenant, due_at) WHERE running;
-CREATE TABLE sla.signals (
+CREATE INDEX clocks_running_due ON {schema}.clocks (tenant, due_at) WHERE running;
+CREATE TABLE {schema}.signals (
     tenant text NOT NULL,
     ticket_id uuid NOT NULL,
     target text NOT NULL,
@@ -229,25 +264,25 @@ CREATE TABLE sla.signals (
     position bigint NOT NULL,
     PRIMARY KEY (tenant, ticket_id, target, cycle, kind)
 );
-CREATE INDEX signals_by_kind ON sla.signals (tenant, kind);
-UPDATE sla.checkpoint SET position = 0, updated_at = now();
-DELETE FROM sla.dead_letters;
+CREATE INDEX signals_by_kind ON {schema}.signals (tenant, kind);
+UPDATE {schema}.checkpoint SET position = 0, updated_at = now();
+DELETE FROM {schema}.dead_letters;
 ";
 
 /// Versioned calendars: a calendar is stored once per `effective_from`, the rows stored before
 /// taking effect in 1970, and each clock records the calendar version it was measured in
 /// (`NULL` around the clock, or until the projector next measures the ticket).
 const SLA_V3: &str = "
-ALTER TABLE sla.calendars ADD COLUMN effective_from timestamptz NOT NULL
+ALTER TABLE {schema}.calendars ADD COLUMN effective_from timestamptz NOT NULL
     DEFAULT '1970-01-01T00:00:00Z';
-ALTER TABLE sla.calendars ALTER COLUMN effective_from DROP DEFAULT;
-ALTER TABLE sla.calendars DROP CONSTRAINT calendars_pkey;
-ALTER TABLE sla.calendars ADD PRIMARY KEY (tenant, name, effective_from);
-ALTER TABLE sla.clocks ADD COLUMN calendar_from timestamptz;
+ALTER TABLE {schema}.calendars ALTER COLUMN effective_from DROP DEFAULT;
+ALTER TABLE {schema}.calendars DROP CONSTRAINT calendars_pkey;
+ALTER TABLE {schema}.calendars ADD PRIMARY KEY (tenant, name, effective_from);
+ALTER TABLE {schema}.clocks ADD COLUMN calendar_from timestamptz;
 ";
 
 const FEEDBACK_V1: &str = "
-CREATE TABLE feedback.tickets (
+CREATE TABLE {schema}.tickets (
     tenant text NOT NULL,
     ticket_id uuid NOT NULL,
     customer_id text NOT NULL,
@@ -275,11 +310,11 @@ CREATE TABLE feedback.tickets (
     last_position bigint NOT NULL,
     PRIMARY KEY (tenant, ticket_id)
 ) WITH (fillfactor = 80);
-CREATE INDEX feedback_resolved ON feedback.tickets (tenant, resolved_at);
-CREATE INDEX feedback_agent ON feedback.tickets (tenant, agent);
-CREATE INDEX feedback_rated ON feedback.tickets (tenant, csat, nps) WHERE csat IS NOT NULL;
+CREATE INDEX feedback_resolved ON {schema}.tickets (tenant, resolved_at);
+CREATE INDEX feedback_agent ON {schema}.tickets (tenant, agent);
+CREATE INDEX feedback_rated ON {schema}.tickets (tenant, csat, nps) WHERE csat IS NOT NULL;
 
-CREATE TABLE feedback.escalations (
+CREATE TABLE {schema}.escalations (
     tenant text NOT NULL,
     ticket_id uuid NOT NULL,
     version bigint NOT NULL,
@@ -290,48 +325,60 @@ CREATE TABLE feedback.escalations (
     position bigint NOT NULL,
     PRIMARY KEY (tenant, ticket_id, version)
 );
-CREATE INDEX escalations_agent ON feedback.escalations (tenant, agent, occurred_at);
+CREATE INDEX escalations_agent ON {schema}.escalations (tenant, agent, occurred_at);
 ";
 
-/// The numbered migrations of a read model, oldest first. A released migration never changes;
-/// a change to a schema is a new number.
-fn migrations(kind: ProjectorKind) -> Vec<(i32, &'static str, String)> {
-    let schema = kind.name();
-    let bookkeeping = BOOKKEEPING.replace("{schema}", schema);
+/// The numbered migrations of a read model in `schema`, oldest first. A released migration
+/// never changes; a change to a schema is a new number.
+fn migrations(kind: ProjectorKind, schema: &str) -> Vec<(i32, &'static str, String)> {
     let tables = match kind {
         ProjectorKind::Queues => QUEUES_V1,
         ProjectorKind::Sla => SLA_V1,
         ProjectorKind::Feedback => FEEDBACK_V1,
     };
-    let mut all = vec![(1, "read model tables", format!("{bookkeeping}{tables}"))];
+    let mut all = vec![(1, "read model tables", format!("{BOOKKEEPING}{tables}"))];
     if kind == ProjectorKind::Sla {
         all.push((2, "business-hours SLA clocks and signals", SLA_V2.to_owned()));
         all.push((3, "versioned SLA calendars", SLA_V3.to_owned()));
     }
-    all
+    all.into_iter().map(|(v, d, sql)| (v, d, sql.replace("{schema}", schema))).collect()
 }
 
-/// Creates or upgrades the schema of `kind`'s read model. Idempotent; safe when several
+/// Creates or upgrades the live schema of `kind`'s read model. Idempotent; safe when several
 /// instances call it at once (they take turns on an advisory lock).
 ///
 /// Runs its own transaction on `pg` with `BEGIN` and `COMMIT`, so no other task may use the same
 /// client meanwhile.
 pub async fn migrate(pg: &Client, kind: ProjectorKind) -> Result<(), ProjectorError> {
+    migrate_schema(pg, kind, kind.name()).await
+}
+
+/// Like [`migrate`], for a read model of `kind` in `schema`, for example one being rebuilt.
+///
+/// Fails with [`ProjectorError::InvalidSchema`] when `schema` is not a lowercase identifier.
+pub async fn migrate_schema(
+    pg: &Client,
+    kind: ProjectorKind,
+    schema: &str,
+) -> Result<(), ProjectorError> {
+    check_schema_name(schema)?;
     pg.batch_execute("BEGIN").await.map_err(ProjectorError::postgres("begin migrations"))?;
-    let applied = migrate_in_transaction(pg, kind).await;
+    let applied = migrate_in_transaction(pg, kind, schema).await;
     let end = if applied.is_ok() { "COMMIT" } else { "ROLLBACK" };
     let ended = pg.batch_execute(end).await.map_err(ProjectorError::postgres("end migrations"));
     let applied = applied?;
     ended?;
     if applied > 0 {
-        info!(schema = kind.name(), applied, "migrated read model");
+        info!(schema, applied, "migrated read model");
     }
     Ok(())
 }
 
-async fn migrate_in_transaction(pg: &Client, kind: ProjectorKind) -> Result<usize, ProjectorError> {
-    let schema = kind.name();
-
+async fn migrate_in_transaction(
+    pg: &Client,
+    kind: ProjectorKind,
+    schema: &str,
+) -> Result<usize, ProjectorError> {
     // Two instances starting at once queue here; the second finds everything applied.
     pg.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_CLASS, &migration_lock(kind)])
         .await
@@ -357,7 +404,7 @@ async fn migrate_in_transaction(pg: &Client, kind: ProjectorKind) -> Result<usiz
         .get(0);
 
     let mut applied = 0;
-    for (version, description, sql) in migrations(kind) {
+    for (version, description, sql) in migrations(kind, schema) {
         if version <= current {
             continue;
         }

@@ -11,6 +11,10 @@
 //! by the query service with its own clock. `sla.warning_reached` and `sla.breached` events
 //! become `sla.signals` rows. A ticket whose opening time is unknown has no clocks.
 //!
+//! The configuration is always read from the live `sla` schema, also when the read model is
+//! written to another schema (a rebuild): there is one configuration, and the switch to a
+//! rebuilt schema carries it over.
+//!
 //! Everything here is a function of the events and the stored configuration, so a batch that
 //! is applied again after a crash writes the same rows. The rules, with worked examples, are
 //! in `docs/sla.md` and `docs/sla-business-hours.md`.
@@ -31,6 +35,7 @@ use crate::rows::{parse_column, unnest_upsert, ColumnArrays, RowTable};
 use crate::runner::Rejected;
 use crate::sla_config::{due_time, load_tenant_sla, SlaFacts, TenantSla};
 
+/// The read model's name in errors about its rows, whichever schema holds them.
 const SCHEMA: &str = "sla";
 
 const COLUMNS: &[(&str, &str)] = &[
@@ -46,7 +51,7 @@ const COLUMNS: &[(&str, &str)] = &[
 ];
 
 const TICKETS: RowTable = RowTable {
-    name: "sla.tickets",
+    name: "tickets",
     columns: COLUMNS,
     key: &["tenant", "ticket_id"],
     fixed: &["customer_tier", "opened_at"],
@@ -135,28 +140,30 @@ pub(crate) struct Sla {
 type Key = (String, Uuid);
 
 impl Sla {
-    pub async fn prepare(pg: &Client) -> Result<Self, ProjectorError> {
+    /// Prepares the statements writing the read model in `schema`.
+    pub async fn prepare(pg: &Client, schema: &str) -> Result<Self, ProjectorError> {
         let load = format!(
-            "SELECT {} FROM {SCHEMA}.tickets t
+            "SELECT {} FROM {schema}.tickets t
              JOIN UNNEST($1::text[], $2::uuid[]) AS k(tenant, ticket_id) USING (tenant, ticket_id)",
             COLUMNS.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
         );
         let delete_clocks = format!(
-            "DELETE FROM {SCHEMA}.clocks c
+            "DELETE FROM {schema}.clocks c
              USING UNNEST($1::text[], $2::uuid[]) AS k(tenant, ticket_id)
              WHERE c.tenant = k.tenant AND c.ticket_id = k.ticket_id"
         );
-        let insert_signals =
-            format!("{} ON CONFLICT DO NOTHING", unnest_upsert("sla.signals", SIGNAL_COLUMNS, &[]));
+        let signals = unnest_upsert(&format!("{schema}.signals"), SIGNAL_COLUMNS, &[]);
+        let insert_signals = format!("{signals} ON CONFLICT DO NOTHING");
         let prepare = |sql: String| async move {
             pg.prepare(&sql).await.map_err(ProjectorError::postgres("prepare sla statement"))
         };
         Ok(Sla {
             load: prepare(load).await?,
-            insert: prepare(TICKETS.insert_sql()).await?,
-            update: prepare(TICKETS.update_sql()).await?,
+            insert: prepare(TICKETS.insert_sql(schema)).await?,
+            update: prepare(TICKETS.update_sql(schema)).await?,
             delete_clocks: prepare(delete_clocks).await?,
-            insert_clocks: prepare(unnest_upsert("sla.clocks", CLOCK_COLUMNS, &[])).await?,
+            insert_clocks: prepare(unnest_upsert(&format!("{schema}.clocks"), CLOCK_COLUMNS, &[]))
+                .await?,
             insert_signals: prepare(insert_signals).await?,
         })
     }

@@ -205,6 +205,7 @@ fn step_command(step: usize, i: usize, agent: &str, customer: &str) -> (String, 
                 csat: (i % 5 + 1) as u8,
                 nps: Some((i % 11) as u8),
                 comment: None,
+                themes: Vec::new(),
             },
         ),
     }
@@ -285,6 +286,7 @@ async fn catch_up(
         database_url: db.url.clone(),
         batch_size,
         consumer_name: Some(format!("bench-{}", kind.name())),
+        schema: None,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let started = Instant::now();
@@ -469,6 +471,7 @@ async fn command_to_visible(nats: &async_nats::Client, args: &Args) -> anyhow::R
             database_url: db.url.clone(),
             batch_size: args.batch_size,
             consumer_name: None,
+            schema: None,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(csmp_projector::run(config, nats.clone(), async move {

@@ -159,7 +159,8 @@ impl Script {
 
     pub fn feedback(&mut self, n: u128, csat: u8, nps: Option<u8>, time: DateTime<Utc>) {
         let customer = self.customer_of(n);
-        let command = Command::GiveFeedback { csat, nps, comment: Some(format!("rated {csat}")) };
+        let comment = Some(format!("rated {csat}"));
+        let command = Command::GiveFeedback { csat, nps, comment, themes: Vec::new() };
         self.act(n, &customer, Role::Customer, time, command);
     }
 
@@ -368,6 +369,7 @@ pub fn config(
         database_url: db.url.clone(),
         batch_size,
         consumer_name: None,
+        schema: None,
     }
 }
 

@@ -1,0 +1,173 @@
+//! `csmp projection`: rebuild a read model into a fresh schema and switch the live one to it, or
+//! verify the live read model against a copy rebuilt from the stream.
+//!
+//! The work is done by `csmp_projector::rebuild` and `csmp_projector::verify_read_model`; this
+//! module parses the options, draws the progress bar and prints the reports. A verification
+//! that finds a difference ends with an error, so the process exits non-zero.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use csmp_projector::{
+    ProjectorConfig, ProjectorKind, RebuildOptions, RebuildPhase, RebuildProgress,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::GlobalArgs;
+
+#[derive(Args, Debug)]
+pub struct ProjectionArgs {
+    #[command(subcommand)]
+    command: ProjectionCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum ProjectionCommand {
+    /// Rebuild a read model from the first event into a fresh schema and switch to it, while
+    /// the live projector and the queries go on.
+    Rebuild {
+        /// The read model to rebuild.
+        #[arg(long, value_parser = ["queues", "sla", "feedback"])]
+        projector: String,
+        /// Most events applied in one transaction.
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+        /// Drop the retired schema right after the switch instead of keeping it.
+        #[arg(long)]
+        drop_retired: bool,
+    },
+    /// Rebuild read models into scratch schemas and compare them table by table with the live
+    /// ones at the same stream position; exits non-zero when a table differs.
+    Verify {
+        /// The read model to verify, or all of them.
+        #[arg(long, value_parser = ["queues", "sla", "feedback", "all"])]
+        projector: String,
+        /// Most events applied in one transaction.
+        #[arg(long, default_value_t = 1000)]
+        batch_size: usize,
+    },
+}
+
+pub async fn run(global: &GlobalArgs, args: &ProjectionArgs) -> anyhow::Result<()> {
+    let nats = async_nats::connect(&global.nats_url)
+        .await
+        .with_context(|| format!("failed to connect to NATS at {}", global.nats_url))?;
+    match &args.command {
+        ProjectionCommand::Rebuild { projector, batch_size, drop_retired } => {
+            let kind = parse_kind(projector)?;
+            rebuild(global, nats, kind, *batch_size, *drop_retired).await
+        }
+        ProjectionCommand::Verify { projector, batch_size } => {
+            let kinds = match projector.as_str() {
+                "all" => ProjectorKind::ALL.to_vec(),
+                one => vec![parse_kind(one)?],
+            };
+            verify(global, nats, &kinds, *batch_size).await
+        }
+    }
+}
+
+fn parse_kind(name: &str) -> anyhow::Result<ProjectorKind> {
+    name.parse().map_err(|err| anyhow::anyhow!("{err}"))
+}
+
+fn config(global: &GlobalArgs, kind: ProjectorKind, batch_size: usize) -> ProjectorConfig {
+    ProjectorConfig {
+        kind,
+        store: global.store(),
+        database_url: global.database_url.clone(),
+        batch_size,
+        consumer_name: None,
+        schema: None,
+    }
+}
+
+async fn rebuild(
+    global: &GlobalArgs,
+    nats: async_nats::Client,
+    kind: ProjectorKind,
+    batch_size: usize,
+    drop_retired: bool,
+) -> anyhow::Result<()> {
+    let bar = progress_bar(kind);
+    let options = RebuildOptions { drop_retired };
+    let report =
+        csmp_projector::rebuild(config(global, kind, batch_size), nats, options, |p| draw(&bar, p))
+            .await;
+    bar.finish_and_clear();
+    let report = report.with_context(|| format!("failed to rebuild {kind}"))?;
+
+    println!(
+        "{kind}: switched to the rebuilt read model at position {} (live was at {}), {} events \
+         in {:.1} s",
+        report.checkpoint,
+        report.live_checkpoint,
+        report.applied,
+        report.elapsed.as_secs_f64()
+    );
+    if report.retired_dropped {
+        println!("{kind}: the former read model was dropped");
+    } else {
+        println!(
+            "{kind}: the former read model is kept as schema {0}; drop it with \
+             DROP SCHEMA {0} CASCADE",
+            report.retired
+        );
+    }
+    Ok(())
+}
+
+async fn verify(
+    global: &GlobalArgs,
+    nats: async_nats::Client,
+    kinds: &[ProjectorKind],
+    batch_size: usize,
+) -> anyhow::Result<()> {
+    let mut different = Vec::new();
+    for &kind in kinds {
+        let bar = progress_bar(kind);
+        let report = csmp_projector::verify_read_model(
+            config(global, kind, batch_size),
+            nats.clone(),
+            |p| draw(&bar, p),
+        )
+        .await;
+        bar.finish_and_clear();
+        let report = report.with_context(|| format!("failed to verify {kind}"))?;
+
+        let verdict = if report.is_equal() { "equal" } else { "DIFFERENT" };
+        println!("{kind} at position {}: {verdict}", report.position);
+        print!("{}", report.comparison);
+        if !report.is_equal() {
+            different.push(kind.name());
+        }
+    }
+    if !different.is_empty() {
+        anyhow::bail!("read models differ from a rebuild: {}", different.join(", "));
+    }
+    Ok(())
+}
+
+fn progress_bar(kind: ProjectorKind) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    let style =
+        ProgressStyle::with_template("{prefix:>8} [{bar:40}] {pos}/{len} {msg}, {eta} left")
+            .expect("the template is valid")
+            .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(kind.name());
+    bar.set_message("starting");
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+fn draw(bar: &ProgressBar, progress: &RebuildProgress) {
+    bar.set_length(progress.stream_last);
+    bar.set_position(progress.checkpoint);
+    let phase = match progress.phase {
+        RebuildPhase::CatchingUp => "",
+        RebuildPhase::Locked => " (live projector held for the last events)",
+    };
+    bar.set_message(format!("{:.0} events/s{phase}", progress.events_per_second));
+}
