@@ -124,6 +124,21 @@ async fn verify(
     kinds: &[ProjectorKind],
     batch_size: usize,
 ) -> anyhow::Result<()> {
+    let different = verify_read_models(global, nats, kinds, batch_size).await?;
+    if !different.is_empty() {
+        anyhow::bail!("read models differ from a rebuild: {}", different.join(", "));
+    }
+    Ok(())
+}
+
+/// Rebuilds each read model of `kinds` into a scratch schema up to the live position, prints
+/// the table-by-table comparison, and returns the names of those that differ.
+pub(crate) async fn verify_read_models(
+    global: &GlobalArgs,
+    nats: async_nats::Client,
+    kinds: &[ProjectorKind],
+    batch_size: usize,
+) -> anyhow::Result<Vec<&'static str>> {
     let mut different = Vec::new();
     for &kind in kinds {
         let bar = progress_bar(kind);
@@ -143,10 +158,7 @@ async fn verify(
             different.push(kind.name());
         }
     }
-    if !different.is_empty() {
-        anyhow::bail!("read models differ from a rebuild: {}", different.join(", "));
-    }
-    Ok(())
+    Ok(different)
 }
 
 fn progress_bar(kind: ProjectorKind) -> ProgressBar {
