@@ -9,7 +9,9 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use csmp_domain::{Channel, CustomerTier, EventPayload, Priority, RecordedEvent, SupportTier};
+use csmp_domain::{
+    Channel, CustomerTier, EventPayload, Priority, RecordedEvent, Sentiment, SupportTier,
+};
 use tokio_postgres::{Client, Statement, Transaction};
 use tracing::debug;
 use uuid::Uuid;
@@ -45,6 +47,8 @@ const TICKET_COLUMNS: &[(&str, &str)] = &[
     ("csat", "int2"),
     ("nps", "int2"),
     ("comment", "text"),
+    ("sentiment", "text"),
+    ("themes", "text"),
     ("rated_at", "timestamptz"),
     ("escalations", "int4"),
     ("version", "int8"),
@@ -91,6 +95,9 @@ struct FeedbackRow {
     csat: Option<i16>,
     nps: Option<i16>,
     comment: Option<String>,
+    sentiment: Option<Sentiment>,
+    /// Theme names, sorted, joined by commas; empty for none.
+    themes: String,
     rated_at: Option<DateTime<Utc>>,
     escalations: i32,
     version: i64,
@@ -240,6 +247,11 @@ impl Feedback {
                 csat: row.get("csat"),
                 nps: row.get("nps"),
                 comment: row.get("comment"),
+                sentiment: row
+                    .get::<_, Option<&str>>("sentiment")
+                    .map(|raw| parse_column(SCHEMA, "sentiment", raw, Sentiment::parse))
+                    .transpose()?,
+                themes: row.get("themes"),
                 rated_at: row.get("rated_at"),
                 escalations: row.get("escalations"),
                 version: row.get("version"),
@@ -283,6 +295,11 @@ impl Feedback {
         a.set("csat", rows.iter().map(|r| r.csat).collect());
         a.set("nps", rows.iter().map(|r| r.nps).collect());
         a.set("comment", rows.iter().map(|r| r.comment.as_deref()).collect());
+        a.set(
+            "sentiment",
+            rows.iter().map(|r| r.sentiment.as_ref().map(Sentiment::as_str)).collect(),
+        );
+        a.set("themes", rows.iter().map(|r| r.themes.as_str()).collect());
         a.set("rated_at", rows.iter().map(|r| r.rated_at).collect());
         a.set("escalations", rows.iter().map(|r| r.escalations).collect());
         a.set("version", rows.iter().map(|r| r.version).collect());
@@ -344,6 +361,8 @@ fn open(event: &RecordedEvent) -> FeedbackRow {
         csat: None,
         nps: None,
         comment: None,
+        sentiment: None,
+        themes: String::new(),
         rated_at: None,
         escalations: 0,
         version: envelope.version as i64,
@@ -385,6 +404,8 @@ fn fold(row: &mut FeedbackRow, event: &RecordedEvent, escalations: &mut Vec<Esca
             row.csat = Some(i16::from(feedback.csat));
             row.nps = feedback.nps.map(i16::from);
             row.comment = feedback.comment.clone();
+            row.sentiment = Some(feedback.sentiment);
+            row.themes = feedback.themes.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",");
             row.rated_at = Some(at);
         }
         _ => {}

@@ -328,6 +328,18 @@ CREATE TABLE {schema}.escalations (
 CREATE INDEX escalations_agent ON {schema}.escalations (tenant, agent, occurred_at);
 ";
 
+/// Feedback sentiment and themes (`feedback.given` version 2): two columns, and the read model
+/// projected again from the first event so that every rating has them, older ones upcast.
+/// `themes` holds the theme names sorted and joined by commas, empty for none.
+const FEEDBACK_V2: &str = "
+ALTER TABLE {schema}.tickets ADD COLUMN sentiment text
+    CHECK (sentiment IN ('positive', 'neutral', 'negative'));
+ALTER TABLE {schema}.tickets ADD COLUMN themes text NOT NULL DEFAULT '';
+TRUNCATE {schema}.tickets, {schema}.escalations;
+UPDATE {schema}.checkpoint SET position = 0, updated_at = now();
+DELETE FROM {schema}.dead_letters;
+";
+
 /// The numbered migrations of a read model in `schema`, oldest first. A released migration
 /// never changes; a change to a schema is a new number.
 fn migrations(kind: ProjectorKind, schema: &str) -> Vec<(i32, &'static str, String)> {
@@ -340,6 +352,9 @@ fn migrations(kind: ProjectorKind, schema: &str) -> Vec<(i32, &'static str, Stri
     if kind == ProjectorKind::Sla {
         all.push((2, "business-hours SLA clocks and signals", SLA_V2.to_owned()));
         all.push((3, "versioned SLA calendars", SLA_V3.to_owned()));
+    }
+    if kind == ProjectorKind::Feedback {
+        all.push((2, "feedback sentiment and themes", FEEDBACK_V2.to_owned()));
     }
     all.into_iter().map(|(v, d, sql)| (v, d, sql.replace("{schema}", schema))).collect()
 }
@@ -361,9 +376,20 @@ pub async fn migrate_schema(
     kind: ProjectorKind,
     schema: &str,
 ) -> Result<(), ProjectorError> {
+    migrate_schema_up_to(pg, kind, schema, i32::MAX).await
+}
+
+/// Like [`migrate_schema`], applying the migrations up to number `last` only: the read model as
+/// an earlier release left it, for upgrade tests.
+pub async fn migrate_schema_up_to(
+    pg: &Client,
+    kind: ProjectorKind,
+    schema: &str,
+    last: i32,
+) -> Result<(), ProjectorError> {
     check_schema_name(schema)?;
     pg.batch_execute("BEGIN").await.map_err(ProjectorError::postgres("begin migrations"))?;
-    let applied = migrate_in_transaction(pg, kind, schema).await;
+    let applied = migrate_in_transaction(pg, kind, schema, last).await;
     let end = if applied.is_ok() { "COMMIT" } else { "ROLLBACK" };
     let ended = pg.batch_execute(end).await.map_err(ProjectorError::postgres("end migrations"));
     let applied = applied?;
@@ -378,6 +404,7 @@ async fn migrate_in_transaction(
     pg: &Client,
     kind: ProjectorKind,
     schema: &str,
+    last: i32,
 ) -> Result<usize, ProjectorError> {
     // Two instances starting at once queue here; the second finds everything applied.
     pg.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_CLASS, &migration_lock(kind)])
@@ -405,7 +432,7 @@ async fn migrate_in_transaction(
 
     let mut applied = 0;
     for (version, description, sql) in migrations(kind, schema) {
-        if version <= current {
+        if version <= current || version > last {
             continue;
         }
         pg.batch_execute(&sql).await.map_err(ProjectorError::postgres("apply migration"))?;

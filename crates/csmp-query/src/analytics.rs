@@ -51,7 +51,10 @@ pub(crate) async fn summary(
                 percentile_cont(0.9) WITHIN GROUP (ORDER BY first_response_seconds) AS fr_p90,
                 percentile_cont(0.5) WITHIN GROUP (ORDER BY resolution_seconds) AS res_median,
                 percentile_cont(0.9) WITHIN GROUP (ORDER BY resolution_seconds) AS res_p90,
-                count(*) FILTER (WHERE opened_at IS NULL) AS unknown_open_time
+                count(*) FILTER (WHERE opened_at IS NULL) AS unknown_open_time,
+                count(*) FILTER (WHERE sentiment = 'positive') AS positive,
+                count(*) FILTER (WHERE sentiment = 'neutral') AS neutral,
+                count(*) FILTER (WHERE sentiment = 'negative') AS negative
          FROM feedback.tickets
          WHERE tenant = $1
            AND (($2::timestamptz IS NULL AND $3::timestamptz IS NULL)
@@ -75,6 +78,9 @@ pub(crate) async fn summary(
             resolution_median_seconds: r.get("res_median"),
             resolution_p90_seconds: r.get("res_p90"),
             unknown_open_time: r.get::<_, i64>("unknown_open_time") as u64,
+            positive: r.get::<_, i64>("positive") as u64,
+            neutral: r.get::<_, i64>("neutral") as u64,
+            negative: r.get::<_, i64>("negative") as u64,
         })
         .collect();
     Ok(pb::FeedbackSummary { groups })
@@ -88,7 +94,8 @@ pub(crate) async fn lowest_rated(
 ) -> Result<pb::LowestRated, Status> {
     let rows = pg
         .query(
-            "SELECT ticket_id, csat, nps, channel, category, product, agent, comment
+            "SELECT ticket_id, csat, nps, channel, category, product, agent, comment, sentiment,
+                    themes
              FROM feedback.tickets WHERE tenant = $1 AND csat IS NOT NULL
              ORDER BY csat, nps NULLS LAST, rated_at DESC, ticket_id LIMIT $2",
             &[&tenant, &limit],
@@ -106,9 +113,74 @@ pub(crate) async fn lowest_rated(
             product: r.get("product"),
             agent: r.get::<_, Option<String>>("agent").unwrap_or_default(),
             comment: r.get::<_, Option<String>>("comment").unwrap_or_default(),
+            sentiment: r.get::<_, Option<String>>("sentiment").unwrap_or_default(),
+            themes: theme_list(r.get("themes")),
         })
         .collect();
     Ok(pb::LowestRated { tickets })
+}
+
+/// The theme names of a `themes` column: sorted names joined by commas, empty for none.
+fn theme_list(joined: &str) -> Vec<String> {
+    joined.split(',').filter(|name| !name.is_empty()).map(str::to_owned).collect()
+}
+
+/// How often each theme is named among the tickets rated in `[from, to)` (open bounds when
+/// unset), with the CSAT average and negative share of those tickets.
+pub(crate) async fn themes(
+    pg: &Client,
+    tenant: &str,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Result<pb::FeedbackThemes, Status> {
+    let rows = pg
+        .query(
+            "WITH rated AS (
+                 SELECT csat, sentiment, themes FROM feedback.tickets
+                 WHERE tenant = $1 AND csat IS NOT NULL
+                   AND rated_at >= coalesce($2::timestamptz, '-infinity')
+                   AND rated_at < coalesce($3::timestamptz, 'infinity')
+             ), named AS (
+                 SELECT theme, csat, sentiment
+                 FROM rated, unnest(string_to_array(nullif(themes, ''), ',')) AS theme
+             )
+             SELECT theme,
+                    count(*) AS tickets,
+                    count(*)::float8 / (SELECT count(*) FROM rated) AS share_of_rated,
+                    avg(csat)::float8 AS csat_average,
+                    (count(*) FILTER (WHERE sentiment = 'negative'))::float8 / count(*)
+                        AS negative_share,
+                    (SELECT count(*) FROM rated) AS rated
+             FROM named GROUP BY theme ORDER BY tickets DESC, theme",
+            &[&tenant, &from, &to],
+        )
+        .await
+        .map_err(db_status)?;
+    let themes: Vec<pb::ThemeFigures> = rows
+        .iter()
+        .map(|r| pb::ThemeFigures {
+            theme: r.get("theme"),
+            tickets: r.get::<_, i64>("tickets") as u64,
+            share_of_rated: r.get("share_of_rated"),
+            csat_average: r.get("csat_average"),
+            negative_share: r.get("negative_share"),
+        })
+        .collect();
+    let rated = match rows.first() {
+        Some(row) => row.get::<_, i64>("rated") as u64,
+        None => pg
+            .query_one(
+                "SELECT count(*) FROM feedback.tickets
+                 WHERE tenant = $1 AND csat IS NOT NULL
+                   AND rated_at >= coalesce($2::timestamptz, '-infinity')
+                   AND rated_at < coalesce($3::timestamptz, 'infinity')",
+                &[&tenant, &from, &to],
+            )
+            .await
+            .map_err(db_status)?
+            .get::<_, i64>(0) as u64,
+    };
+    Ok(pb::FeedbackThemes { themes, rated })
 }
 
 /// Fewest tickets in the recent window for "rising volume".

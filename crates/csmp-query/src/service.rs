@@ -188,6 +188,18 @@ impl TicketQueries for QueryService {
         Ok(Response::new(summary))
     }
 
+    #[instrument(skip_all, fields(rpc = "get_feedback_themes"))]
+    async fn get_feedback_themes(
+        &self,
+        request: Request<pb::FeedbackThemesRequest>,
+    ) -> Result<Response<pb::FeedbackThemes>, Status> {
+        let request = request.into_inner();
+        let tenant = tenant(&request.tenant)?;
+        let (from, to) = time_range(request.from.as_ref(), request.to.as_ref())?;
+        let pg = self.read(&[Model::Feedback], request.min_position).await?;
+        Ok(Response::new(analytics::themes(&pg, tenant.as_str(), from, to).await?))
+    }
+
     #[instrument(skip_all, fields(rpc = "list_lowest_rated"))]
     async fn list_lowest_rated(
         &self,

@@ -28,7 +28,7 @@ mod harness;
 use std::time::Duration;
 
 use csmp_domain::sla::SlaPolicy;
-use csmp_domain::{Channel, CustomerTier, Priority, SupportTier, TenantId};
+use csmp_domain::{Channel, CustomerTier, Priority, SupportTier, TenantId, Theme};
 use csmp_proto::v1 as pb;
 use harness::support::*;
 use harness::*;
@@ -64,7 +64,9 @@ fn scripted_day() -> Script {
     s.resolve(2, "agent-b", at(10, 0));
     s.reopen(2, at(12, 0));
     s.resolve(2, "agent-b", at(13, 0));
-    s.feedback(2, 2, Some(3), at(13, 10));
+    // Names response time, communication and billing; agent conduct is ticked.
+    let comment = "Slow replies, and I was charged twice";
+    s.feedback_with(2, (2, Some(3)), comment, &[Theme::AgentConduct], at(13, 10));
 
     s.open("acme", 3, Some(at(8, 0)), o("cust-1", Standard, Phone, "billing", "router", Medium));
     s.acknowledge(3, "agent-a", at(8, 5));
@@ -98,7 +100,7 @@ fn scripted_day() -> Script {
     s.open("acme", 7, Some(at(6, 0)), o("cust-3", Standard, Email, "shipping", "router", Critical));
     s.acknowledge(7, "agent-c", at(7, 30));
     s.resolve(7, "agent-c", at(16, 0));
-    s.feedback(7, 4, Some(9), at(16, 30));
+    s.feedback_with(7, (4, Some(9)), "Quick fix, thanks", &[], at(16, 30));
 
     s.open("acme", 8, Some(at(11, 0)), o("cust-2", Business, Phone, "login", "app", High));
     s.acknowledge(8, "agent-a", at(11, 5));
@@ -476,6 +478,8 @@ async fn feedback_figures_percentiles_and_agents() {
     assert_close(g.resolution_median_seconds, 7_200.0);
     assert_close(g.resolution_p90_seconds, 30_240.0);
     assert_eq!(g.unknown_open_time, 1);
+    // CSAT 5, 4, 4 positive; 2 negative.
+    assert_eq!((g.positive, g.neutral, g.negative), (3, 0, 1));
 
     // By category.
     let by = client.get_feedback_summary(summary(pb::FeedbackGrouping::Category)).await.unwrap();
@@ -490,6 +494,7 @@ async fn feedback_figures_percentiles_and_agents() {
     assert_close(billing.first_response_median_seconds, 210.0);
     assert_close(billing.first_response_p90_seconds, 282.0);
     assert_close(billing.resolution_median_seconds, 3_600.0);
+    assert_eq!((billing.positive, billing.neutral, billing.negative), (1, 0, 1));
     let outage = &by[2];
     assert_eq!((outage.tickets, outage.rated, outage.nps_responses), (3, 0, 0));
     assert_eq!((outage.csat_average, outage.nps), (None, None));
@@ -522,6 +527,47 @@ async fn feedback_figures_percentiles_and_agents() {
     assert_eq!((g.tickets, g.rated, g.nps), (2, 1, Some(-100.0)));
     assert_close(g.first_response_median_seconds, 60.0);
 
+    // Themes of acme's four ratings: #2 (CSAT 2) names response time ("slow"), communication
+    // ("replies") and billing ("charged") and ticks agent conduct; #7 (CSAT 4) names response
+    // time ("quick") and resolution quality ("fix"); #1 and #6 name none.
+    let themes = client
+        .get_feedback_themes(pb::FeedbackThemesRequest {
+            tenant: "acme".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(themes.rated, 4);
+    let figures: Vec<(&str, u64, f64, f64, f64)> = themes
+        .themes
+        .iter()
+        .map(|t| (t.theme.as_str(), t.tickets, t.share_of_rated, t.csat_average, t.negative_share))
+        .collect();
+    assert_eq!(
+        figures,
+        [
+            ("response_time", 2, 0.5, 3.0, 0.5),
+            ("agent_conduct", 1, 0.25, 2.0, 1.0),
+            ("billing", 1, 0.25, 2.0, 1.0),
+            ("communication", 1, 0.25, 2.0, 1.0),
+            ("resolution_quality", 1, 0.25, 4.0, 0.0),
+        ]
+    );
+    // Rated in [16:00, 17:00): #7 alone. Globex's one rating names no theme.
+    let late = pb::FeedbackThemesRequest {
+        tenant: "acme".into(),
+        from: Some(ts(at(16, 0))),
+        to: Some(ts(at(17, 0))),
+        min_position: 0,
+    };
+    let late = client.get_feedback_themes(late).await.unwrap().into_inner();
+    let names: Vec<&str> = late.themes.iter().map(|t| t.theme.as_str()).collect();
+    assert_eq!((late.rated, names), (1, vec!["resolution_quality", "response_time"]));
+    let globex = pb::FeedbackThemesRequest { tenant: "globex".into(), ..Default::default() };
+    let globex = client.get_feedback_themes(globex).await.unwrap().into_inner();
+    assert_eq!((globex.rated, globex.themes.len()), (1, 0));
+
     // Lowest rated: #2 (CSAT 2), then #6 (CSAT 4, NPS 8) before #7 (CSAT 4, NPS 9).
     let lowest = client
         .list_lowest_rated(pb::ListLowestRatedRequest {
@@ -540,6 +586,13 @@ async fn feedback_figures_percentiles_and_agents() {
     assert_eq!(
         rated,
         vec![(id(2), 2, Some(3), "agent-b".to_owned()), (id(6), 4, Some(8), "importer".to_owned())]
+    );
+    let first = &lowest.tickets[0];
+    assert_eq!(first.sentiment, "negative");
+    assert_eq!(first.themes, ["agent_conduct", "billing", "communication", "response_time"]);
+    assert_eq!(
+        (lowest.tickets[1].sentiment.as_str(), lowest.tickets[1].themes.len()),
+        ("positive", 0)
     );
 
     // Agents: acknowledgements, first resolutions, escalations and ratings, acme's only.

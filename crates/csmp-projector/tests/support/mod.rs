@@ -164,6 +164,25 @@ impl Script {
         self.act(n, &customer, Role::Customer, time, command);
     }
 
+    /// The customer rates ticket `n` with a comment and the themes they ticked.
+    pub fn feedback_with(
+        &mut self,
+        n: u128,
+        (csat, nps): (u8, Option<u8>),
+        comment: &str,
+        themes: &[csmp_domain::Theme],
+        time: DateTime<Utc>,
+    ) {
+        let customer = self.customer_of(n);
+        let command = Command::GiveFeedback {
+            csat,
+            nps,
+            comment: Some(comment.to_owned()),
+            themes: themes.to_vec(),
+        };
+        self.act(n, &customer, Role::Customer, time, command);
+    }
+
     /// A refund by a tier 1 agent: issued within 50.00, otherwise it waits for a lead.
     pub fn refund(&mut self, n: u128, refund: &str, minor: i64, time: DateTime<Utc>) {
         let currency = csmp_domain::Currency::parse("EUR").unwrap();
