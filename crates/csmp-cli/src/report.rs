@@ -167,6 +167,38 @@ pub async fn tenant_section(
                 all.unknown_open_time
             )?;
         }
+        writeln!(
+            out,
+            "Sentiment: {} positive, {} neutral, {} negative",
+            all.positive, all.neutral, all.negative
+        )?;
+    }
+    let themes = client
+        .get_feedback_themes(pb::FeedbackThemesRequest {
+            tenant: tenant.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .map_err(status_error("feedback themes"))?
+        .into_inner();
+    if !themes.themes.is_empty() {
+        writeln!(out, "\nFeedback themes ({} rated tickets)", themes.rated)?;
+        writeln!(
+            out,
+            "  {:<22}{:>8}{:>10}{:>8}{:>10}",
+            "theme", "tickets", "of rated", "CSAT", "negative"
+        )?;
+        for t in &themes.themes {
+            writeln!(
+                out,
+                "  {:<22}{:>8}{:>10}{:>8.2}{:>10}",
+                t.theme,
+                t.tickets,
+                percent(Some(t.share_of_rated)),
+                t.csat_average,
+                percent(Some(t.negative_share))
+            )?;
+        }
     }
     for (grouping, name) in
         [(pb::FeedbackGrouping::Channel, "channel"), (pb::FeedbackGrouping::Category, "category")]

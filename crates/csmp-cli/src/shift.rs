@@ -279,7 +279,7 @@ impl Shift {
                 ticket_id: ticket_id.clone(),
                 csat,
                 nps,
-                comment: None,
+                comment: comment_for(csat, &mut rng),
                 themes: Vec::new(),
             };
             let sent = c.give_feedback(feedback).await;
@@ -365,6 +365,30 @@ fn pick(rng: &mut StdRng, choices: &[(i32, u32)]) -> i32 {
         draw -= weight;
     }
     choices[choices.len() - 1].0
+}
+
+/// A comment that goes with the rating, or none (half of the customers write one). The
+/// feedback themes are derived from such comments by keyword.
+fn comment_for(csat: u32, rng: &mut StdRng) -> Option<String> {
+    const UNHAPPY: &[&str] = &[
+        "Slow replies, and the issue is still broken",
+        "Waited days for an update",
+        "Charged twice and nobody replied",
+        "The agent was rude and the app keeps crashing",
+    ];
+    const MIXED: &[&str] =
+        &["Fixed in the end, but it took hours", "Could not get into my account for a day"];
+    const HAPPY: &[&str] =
+        &["Quick fix, friendly agent", "Helpful and fast", "Refund arrived the same day"];
+    if !rng.random_bool(0.5) {
+        return None;
+    }
+    let choices = match csat {
+        1 | 2 => UNHAPPY,
+        3 => MIXED,
+        _ => HAPPY,
+    };
+    Some(choices[rng.random_range(0..choices.len())].to_owned())
 }
 
 /// An NPS answer that goes with the rating: happy customers recommend more.
