@@ -115,3 +115,31 @@ impl DomainError {
         DomainError::InvalidField { field, reason: reason.into() }
     }
 }
+
+/// Most characters of a refused value that an error message repeats.
+pub const QUOTED_CHARS: usize = 64;
+
+/// A refused value as an error message shows it: quoted, and cut after [`QUOTED_CHARS`]
+/// characters with its full length, so that a huge value cannot swell the message (gRPC caps
+/// the size of the status it travels in).
+pub fn quoted(raw: &str) -> String {
+    let count = raw.chars().count();
+    if count <= QUOTED_CHARS {
+        return format!("{raw:?}");
+    }
+    let head: String = raw.chars().take(QUOTED_CHARS).collect();
+    format!("{head:?}... ({count} characters)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_keeps_short_values_and_cuts_long_ones_with_their_length() {
+        assert_eq!(quoted("Billing"), "\"Billing\"");
+        let long = "é".repeat(9_000);
+        let shown = quoted(&long);
+        assert_eq!(shown, format!("\"{}\"... (9000 characters)", "é".repeat(64)));
+    }
+}

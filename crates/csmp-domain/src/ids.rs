@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::error::DomainError;
+use crate::error::{quoted, DomainError};
 
 /// Longest tenant id accepted.
 pub const MAX_TENANT_LEN: usize = 64;
@@ -39,7 +39,7 @@ impl TenantId {
         if !raw.chars().all(valid_char) || raw.starts_with(['-', '_']) {
             return Err(DomainError::invalid(
                 "tenant",
-                format!("{raw:?} must be lowercase letters, digits, '-' or '_'"),
+                format!("{} must be lowercase letters, digits, '-' or '_'", quoted(raw)),
             ));
         }
         Ok(TenantId(raw.to_owned()))
@@ -79,9 +79,9 @@ const TICKET_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6c1f_3f3e_8a4b_4d52_9a0e_5b7
 
 impl TicketId {
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
-        Uuid::parse_str(raw)
-            .map(TicketId)
-            .map_err(|e| DomainError::invalid("ticket_id", format!("{raw:?} is not a UUID: {e}")))
+        Uuid::parse_str(raw).map(TicketId).map_err(|e| {
+            DomainError::invalid("ticket_id", format!("{} is not a UUID: {e}", quoted(raw)))
+        })
     }
 
     /// The ticket id an open command gets when the caller names none: the same tenant and request

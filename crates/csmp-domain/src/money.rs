@@ -180,7 +180,7 @@ impl Currency {
             }
             None => Err(DomainError::invalid(
                 "currency",
-                format!("{raw:?} is not an ISO 4217 currency code"),
+                format!("{} is not an ISO 4217 currency code", crate::error::quoted(raw)),
             )),
         }
     }

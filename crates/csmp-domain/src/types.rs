@@ -35,7 +35,8 @@ macro_rules! named_enum {
                     _ => Err($crate::error::DomainError::invalid(
                         $field,
                         format!(
-                            "{raw:?} is not one of {}",
+                            "{} is not one of {}",
+                            $crate::error::quoted(raw),
                             [$($text),+].join(", ")
                         ),
                     )),

@@ -29,12 +29,21 @@ impl Subscription {
             let Some(known) = EVENT_TYPES.iter().find(|known| **known == raw.as_str()) else {
                 return Err(FeedError::invalid(
                     "event_types",
-                    format!("invalid event_types: {raw:?} is not a known event type"),
+                    format!(
+                        "invalid event_types: {} is not a known event type",
+                        csmp_domain::error::quoted(raw)
+                    ),
                 ));
             };
             event_types.insert(*known);
         }
         let event_types = (!event_types.is_empty()).then_some(event_types);
+        if request.after_position == u64::MAX {
+            return Err(FeedError::invalid(
+                "after_position",
+                format!("invalid after_position: {} leaves no position after it", u64::MAX),
+            ));
+        }
 
         Ok(Subscription { tenant, after_position: request.after_position, event_types })
     }
@@ -100,6 +109,32 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "invalid event_types: \"ticket.deleted\" is not a known event type"
+        );
+    }
+
+    #[test]
+    fn parse_cuts_a_huge_event_type_in_the_message() {
+        let huge = "x".repeat(50_000);
+        let err = Subscription::parse(&request("acme", &[huge.as_str()])).unwrap_err();
+
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "invalid event_types: \"{}\"... (50000 characters) is not a known event type",
+                "x".repeat(64)
+            )
+        );
+    }
+
+    #[test]
+    fn parse_refuses_the_last_position_there_is() {
+        let last = pb::SubscribeRequest { after_position: u64::MAX, ..request("acme", &[]) };
+        let err = Subscription::parse(&last).unwrap_err();
+
+        assert!(matches!(err, FeedError::InvalidArgument { field: "after_position", .. }));
+        assert_eq!(
+            err.to_string(),
+            "invalid after_position: 18446744073709551615 leaves no position after it"
         );
     }
 }

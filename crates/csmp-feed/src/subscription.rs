@@ -25,6 +25,8 @@ use crate::request::Subscription;
 /// A started subscription: the consumer exists and the end of the history is known.
 pub(crate) struct Feed {
     subscription: Subscription,
+    /// Where the events of the subscribed tenant are stored, to check each body against.
+    store: EventStoreConfig,
     stream: Stream,
     consumer_name: String,
     messages: Ordered,
@@ -92,7 +94,15 @@ impl Feed {
             .await
             .map_err(|err| FeedError::from_nats("read the feed consumer", None, err))?;
 
-        Ok(Feed { subscription, stream, consumer_name, messages, history_end, history_empty })
+        Ok(Feed {
+            subscription,
+            store: store.clone(),
+            stream,
+            consumer_name,
+            messages,
+            history_end,
+            history_empty,
+        })
     }
 
     /// Sends feed messages to `out` until the client goes away or the consumer fails, then
@@ -187,7 +197,8 @@ impl Feed {
     }
 
     /// The feed event of the message at `position`: `None` for an unwanted type, and for a
-    /// message that is not an event, which stays in the stream for an operator to look at.
+    /// message that is not an event or not stored under its own ticket's subject, which stays
+    /// in the stream for an operator to look at (`csmp audit verify` names it).
     fn event(&self, position: u64, message: &Message) -> Option<pb::FeedEvent> {
         // The header spares decoding unwanted events; a message without it is decoded to learn
         // its type.
@@ -206,6 +217,18 @@ impl Feed {
             }
         };
         let envelope = recorded.envelope;
+        // Only the command service writes the stream, always under the event's own ticket
+        // subject; a body naming another tenant or ticket was written around it and is not
+        // this tenant's to read.
+        let own_subject = self.store.ticket_subject(&envelope.tenant, envelope.ticket_id);
+        if envelope.tenant != self.subscription.tenant || message.subject.as_str() != own_subject {
+            warn!(
+                position,
+                subject = %message.subject,
+                "skipped an event whose body names another tenant or ticket than its subject"
+            );
+            return None;
+        }
         let event_type = envelope.event_type();
         if !self.subscription.wants(event_type) {
             return None;

@@ -317,3 +317,46 @@ async fn an_undecodable_message_is_skipped_and_an_old_schema_version_arrives_rai
     );
     assert_eq!(mark, Received::CaughtUp(3));
 }
+
+#[tokio::test]
+async fn a_body_naming_another_tenant_or_ticket_than_its_subject_is_not_delivered() {
+    let stack = Stack::start("feed_misplaced").await;
+    let acme = stack.commands.open("acme", "a0").await;
+    let beta = stack.commands.open("beta", "b0").await;
+    let stored_acme = stack.stored("acme").await;
+    let nats = async_nats::connect(csmp_testkit::nats_url()).await.unwrap();
+    let js = async_nats::jetstream::new(nats);
+    let stream = js.get_stream(&stack.store.stream).await.unwrap();
+    let acme_body = stream.get_raw_message(stored_acme[0].position).await.unwrap().payload;
+    let beta_ack = stack.commands.acknowledge("beta", &beta.ticket_id, "b1").await;
+    // Acme's opening copied under a beta subject, and under another acme ticket's subject.
+    let under_beta = stack.publish_raw("beta", &beta.ticket_id, "ticket.opened", &acme_body).await;
+    let other_ticket = "00000000-0000-4000-8000-000000000009";
+    let under_other = stack.publish_raw("acme", other_ticket, "ticket.opened", &acme_body).await;
+    let mut feed = stack.feed().await;
+
+    let mut messages = subscribe(&mut feed, "beta", 0, &[]).await;
+    let received = vec![next(&mut messages, "beta").await, next(&mut messages, "beta").await];
+    let mut acme_messages = subscribe(&mut feed, "acme", 0, &[]).await;
+    let acme_received =
+        vec![next(&mut acme_messages, "acme").await, next(&mut acme_messages, "acme").await];
+
+    assert_eq!((beta_ack, under_beta, under_other), (3, 4, 5));
+    let positions = |received: &[Received]| -> Vec<Option<u64>> {
+        received
+            .iter()
+            .map(|r| match r {
+                Received::Event(event) => Some(event.position),
+                Received::CaughtUp(_) => None,
+            })
+            .collect()
+    };
+    // Beta: its opening (2) and acknowledgement (3), then the mark at its history's end (4,
+    // skipped); never position 4 itself.
+    assert_eq!(positions(&received), [Some(2), Some(3)]);
+    assert_eq!(next(&mut messages, "beta").await, Received::CaughtUp(4));
+    // Acme: its opening (1), then the mark at its history's end (5, skipped).
+    assert_eq!(positions(&acme_received), [Some(1), None]);
+    assert_eq!(acme_received[1], Received::CaughtUp(5));
+    assert_eq!(acme.ticket_id, stored_acme[0].ticket_id);
+}
