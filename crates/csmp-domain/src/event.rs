@@ -199,6 +199,54 @@ pub struct SlaSignal {
 }
 
 impl EventPayload {
+    /// What in this payload breaks a rule every event the domain writes keeps (a CSAT outside
+    /// 1 to 5, a sentiment that does not follow the CSAT, themes out of order, a refund of
+    /// nothing, an escalation downwards, ...), or `None`. Events that parse but break such a
+    /// rule were written around the command service; readers refuse them like undecodable ones.
+    pub fn contract_violation(&self) -> Option<String> {
+        let refund = |amount: &Money| {
+            let max = crate::command::limits::MAX_REFUND_MINOR;
+            (!(1..=max).contains(&amount.amount_minor)).then(|| {
+                format!("refund amount {} is not between 1 and {max}", amount.amount_minor)
+            })
+        };
+        match self {
+            EventPayload::FeedbackGiven(f) => {
+                if !(1..=5).contains(&f.csat) {
+                    return Some(format!("csat {} is not between 1 and 5", f.csat));
+                }
+                if let Some(nps) = f.nps.filter(|nps| *nps > 10) {
+                    return Some(format!("nps {nps} is not between 0 and 10"));
+                }
+                if f.sentiment != Sentiment::from_csat(f.csat) {
+                    return Some(format!(
+                        "sentiment {} does not follow csat {}",
+                        f.sentiment.as_str(),
+                        f.csat
+                    ));
+                }
+                if f.themes.windows(2).any(|pair| pair[0].as_str() >= pair[1].as_str()) {
+                    return Some("themes are not sorted by name, each once".to_owned());
+                }
+                (f.resolution_cycle == 0).then(|| "resolution_cycle 0 rates no resolution".into())
+            }
+            EventPayload::RefundIssued(r) => refund(&r.amount),
+            EventPayload::RefundRequested(r) => refund(&r.amount),
+            EventPayload::RefundApproved(r) => refund(&r.amount),
+            EventPayload::RefundRejected(r) => refund(&r.amount),
+            EventPayload::Escalated(e) if e.to <= e.from => {
+                Some(format!("an escalation from {} to {} does not go up", e.from, e.to))
+            }
+            EventPayload::PriorityChanged(p) if p.to == p.from => {
+                Some(format!("a priority change from {} to {} changes nothing", p.from, p.to))
+            }
+            EventPayload::SlaWarningReached(s) | EventPayload::SlaBreached(s) if s.cycle == 0 => {
+                Some("an SLA signal of cycle 0 names no run of its clock".to_owned())
+            }
+            _ => None,
+        }
+    }
+
     /// The event type name, as in the `event_type` field and the `Csmp-Event-Type` header.
     pub fn event_type(&self) -> &'static str {
         match self {

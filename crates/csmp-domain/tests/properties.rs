@@ -421,6 +421,7 @@ fn run(steps: &[Step], tenant_eur_limit: bool) -> (Ticket, Model) {
                 continue;
             }
         };
+        assert_eq!(payload.contract_violation(), None, "the domain wrote {payload:?}");
         let envelope = ticket.envelope(payload, &ctx, Uuid::from_u128(i as u128 + 1));
         let json = serde_json::to_string(&envelope).unwrap();
         assert_eq!(serde_json::from_str::<EventEnvelope>(&json).unwrap(), envelope);

@@ -39,6 +39,10 @@ pub enum DecodeError {
         #[source]
         source: UnknownSchemaVersion,
     },
+    /// The body parses but breaks a rule every event written through the command service keeps
+    /// ([`csmp_domain::EventPayload::contract_violation`]).
+    #[error("message at stream position {stream_seq} is not a valid {event_type} event: {reason}")]
+    Contract { stream_seq: u64, event_type: &'static str, reason: String },
 }
 
 /// Encodes an envelope as the message body.
@@ -57,6 +61,13 @@ pub fn decode(stream_seq: u64, body: &[u8]) -> Result<RecordedEvent, DecodeError
     upcast(&mut value).map_err(|source| DecodeError::SchemaVersion { stream_seq, source })?;
 
     let mut envelope: EventEnvelope = serde_json::from_value(value).map_err(payload_error)?;
+    if let Some(reason) = envelope.payload.contract_violation() {
+        return Err(DecodeError::Contract {
+            stream_seq,
+            event_type: envelope.event_type(),
+            reason,
+        });
+    }
     envelope.hash = Some(hash);
     Ok(RecordedEvent { stream_seq, envelope })
 }
@@ -128,5 +139,45 @@ mod tests {
             "message at stream position 9 cannot be read: ticket.closed schema version 4 is not \
              one this release reads (1 to 1)"
         );
+    }
+
+    /// A v2 `feedback.given` body with `payload` in place of its own.
+    fn feedback_body(payload: &str) -> String {
+        PRE_CHAIN_CLOSED
+            .replace(r#""event_type":"ticket.closed","payload":{}"#, "")
+            .replace(r#""schema_version":1"#, r#""schema_version":2"#)
+            .replace(
+                r#","request_id":"r","#,
+                &format!(r#","request_id":"r","event_type":"feedback.given","payload":{payload},"#),
+            )
+            .replace(",}", "}")
+    }
+
+    #[test]
+    fn a_body_that_breaks_the_events_rules_is_refused_naming_the_rule() {
+        let valid = r#"{"csat":2,"nps":null,"comment":null,"resolution_cycle":1,
+            "sentiment":"negative","themes":["billing","response_time"]}"#;
+        assert!(decode(9, feedback_body(valid).as_bytes()).is_ok());
+
+        let cases = [
+            (valid.replace(r#""csat":2"#, r#""csat":9"#), "csat 9 is not between 1 and 5"),
+            (
+                valid.replace(r#""negative""#, r#""positive""#),
+                "sentiment positive does not follow csat 2",
+            ),
+            (
+                valid.replace(r#""response_time""#, r#""billing""#),
+                "themes are not sorted by name, each once",
+            ),
+        ];
+        for (payload, reason) in cases {
+            let err = decode(9, feedback_body(&payload).as_bytes()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "message at stream position 9 is not a valid feedback.given event: {reason}"
+                )
+            );
+        }
     }
 }
