@@ -4,13 +4,21 @@
 //! The work is done by `csmp_projector::rebuild` and `csmp_projector::verify_read_model`; this
 //! module parses the options, draws the progress bar and prints the reports. A verification
 //! that finds a difference ends with an error, so the process exits non-zero.
+//!
+//! SIGINT and SIGTERM stop a rebuild or a verification before its switch: the schema it was
+//! building is dropped, a line says so, and the process exits with 130 (SIGINT) or 143
+//! (SIGTERM). Schemas of rebuilds or verifications that never finished (a killed process) are
+//! named before a new one starts; they are not dropped, since they may be an older release's
+//! that is still running.
 
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use std::sync::OnceLock;
+
 use csmp_projector::{
-    ProjectorConfig, ProjectorKind, RebuildOptions, RebuildPhase, RebuildProgress,
+    ProjectorConfig, ProjectorError, ProjectorKind, RebuildOptions, RebuildPhase, RebuildProgress,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -90,12 +98,20 @@ async fn rebuild(
     batch_size: usize,
     drop_retired: bool,
 ) -> anyhow::Result<()> {
+    let mut signals = Signals::listen()?;
+    report_unfinished(global, kind).await;
     let bar = progress_bar(kind);
     let options = RebuildOptions { drop_retired };
-    let report =
-        csmp_projector::rebuild(config(global, kind, batch_size), nats, options, |p| draw(&bar, p))
-            .await;
+    let caught = OnceLock::new();
+    let shutdown = async {
+        let _ = caught.set(signals.next().await);
+    };
+    let config = config(global, kind, batch_size);
+    let report = csmp_projector::rebuild(config, nats, options, shutdown, |p| draw(&bar, p)).await;
     bar.finish_and_clear();
+    if let Err(ProjectorError::Stopped { schema, dropped }) = &report {
+        exit_stopped(kind, "rebuild", caught.get(), schema, *dropped);
+    }
     let report = report.with_context(|| format!("failed to rebuild {kind}"))?;
 
     println!(
@@ -133,22 +149,32 @@ async fn verify(
 
 /// Rebuilds each read model of `kinds` into a scratch schema up to the live position, prints
 /// the table-by-table comparison, and returns the names of those that differ.
+///
+/// SIGINT or SIGTERM stops the verification in progress, drops its scratch schema and ends the
+/// process (see the module documentation).
 pub(crate) async fn verify_read_models(
     global: &GlobalArgs,
     nats: async_nats::Client,
     kinds: &[ProjectorKind],
     batch_size: usize,
 ) -> anyhow::Result<Vec<&'static str>> {
+    let mut signals = Signals::listen()?;
     let mut different = Vec::new();
     for &kind in kinds {
+        report_unfinished(global, kind).await;
         let bar = progress_bar(kind);
-        let report = csmp_projector::verify_read_model(
-            config(global, kind, batch_size),
-            nats.clone(),
-            |p| draw(&bar, p),
-        )
-        .await;
+        let caught = OnceLock::new();
+        let shutdown = async {
+            let _ = caught.set(signals.next().await);
+        };
+        let config = config(global, kind, batch_size);
+        let report =
+            csmp_projector::verify_read_model(config, nats.clone(), shutdown, |p| draw(&bar, p))
+                .await;
         bar.finish_and_clear();
+        if let Err(ProjectorError::Stopped { schema, dropped }) = &report {
+            exit_stopped(kind, "verification", caught.get(), schema, *dropped);
+        }
         let report = report.with_context(|| format!("failed to verify {kind}"))?;
 
         let verdict = if report.is_equal() { "equal" } else { "DIFFERENT" };
@@ -182,4 +208,126 @@ fn draw(bar: &ProgressBar, progress: &RebuildProgress) {
         RebuildPhase::Locked => " (live projector held for the last events)",
     };
     bar.set_message(format!("{:.0} events/s{phase}", progress.events_per_second));
+}
+
+/// A signal that asks the process to stop.
+#[derive(Debug, Clone, Copy)]
+enum Caught {
+    Interrupt,
+    Terminate,
+}
+
+impl Caught {
+    fn name(self) -> &'static str {
+        match self {
+            Caught::Interrupt => "SIGINT",
+            Caught::Terminate => "SIGTERM",
+        }
+    }
+
+    /// 128 plus the signal's number, as a shell reports a process the signal ended.
+    fn exit_code(self) -> i32 {
+        match self {
+            Caught::Interrupt => 130,
+            Caught::Terminate => 143,
+        }
+    }
+}
+
+/// SIGINT and SIGTERM, listened for from the start of a rebuild or verification to its end, so
+/// that neither ends the process with a half-built schema left behind.
+struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let interrupt =
+                signal(SignalKind::interrupt()).context("failed to listen for SIGINT")?;
+            let terminate =
+                signal(SignalKind::terminate()).context("failed to listen for SIGTERM")?;
+            Ok(Signals { interrupt, terminate })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// The next signal; one that came since [`Signals::listen`] and was not taken yet counts.
+    async fn next(&mut self) -> Caught {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => Caught::Interrupt,
+                _ = self.terminate.recv() => Caught::Terminate,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Caught::Interrupt
+        }
+    }
+}
+
+/// Says what a rebuild or verification stopped by a signal did, and ends the process the way
+/// the signal would have.
+fn exit_stopped(
+    kind: ProjectorKind,
+    what: &str,
+    caught: Option<&Caught>,
+    schema: &str,
+    dropped: bool,
+) -> ! {
+    let caught = caught.copied().unwrap_or(Caught::Interrupt);
+    let signal = caught.name();
+    if dropped {
+        eprintln!(
+            "{kind}: {what} stopped by {signal}; its unfinished schema {schema} was dropped and \
+             the live read model is untouched"
+        );
+    } else {
+        eprintln!(
+            "{kind}: {what} stopped by {signal}; its unfinished schema {schema} could not be \
+             dropped, drop it with DROP SCHEMA {schema} CASCADE; the live read model is untouched"
+        );
+    }
+    std::process::exit(caught.exit_code())
+}
+
+/// Names the schemas of `kind`'s rebuilds and verifications that are running or never finished.
+/// A failure to list them is only logged: the rebuild or verification reports its own.
+async fn report_unfinished(global: &GlobalArgs, kind: ProjectorKind) {
+    let listed = async {
+        let (pg, connection) =
+            tokio_postgres::connect(&global.database_url, tokio_postgres::NoTls).await?;
+        let connection = tokio::spawn(connection);
+        let listed = csmp_projector::unfinished_schemas(&pg, kind).await;
+        drop(pg);
+        let _ = connection.await;
+        anyhow::Ok(listed?)
+    };
+    match listed.await {
+        Ok(schemas) => {
+            for schema in schemas {
+                let name = schema.name;
+                if schema.in_use {
+                    eprintln!(
+                        "{kind}: schema {name} belongs to a rebuild or verification running now"
+                    );
+                } else {
+                    eprintln!(
+                        "{kind}: schema {name} was left by a rebuild or verification that did not \
+                         finish; drop it with DROP SCHEMA {name} CASCADE"
+                    );
+                }
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "failed to list unfinished schemas"),
+    }
 }

@@ -12,16 +12,20 @@
 //!
 //! [`verify_read_model`] builds the scratch copy with the rebuild's machinery, holds the live
 //! projector on the switch lock while the copy is at exactly the live checkpoint, compares, and
-//! drops the copy. Nothing here writes the live read model.
+//! drops the copy, also when it stops at its shutdown signal. Nothing here writes the live read
+//! model.
 
 use std::fmt;
+use std::future::Future;
 use std::time::Instant;
 
 use tokio_postgres::GenericClient;
 use tracing::info;
 
 use crate::error::ProjectorError;
-use crate::rebuild::{read_checkpoint, RebuildPhase, RebuildProgress, Replay};
+use crate::rebuild::{
+    read_checkpoint, unless_shutdown, Halt, RebuildPhase, RebuildProgress, Replay, Shutdown,
+};
 use crate::runner;
 use crate::schema::{check_schema_name, switch_lock};
 use crate::{ProjectorConfig, ProjectorKind};
@@ -317,6 +321,8 @@ fn plain(value: &serde_json::Value) -> String {
 /// comparison it waits on the switch lock (it finishes the batch it is in first). `progress`
 /// is called after every batch. Fails with [`ProjectorError::Rebuild`] when there is no live
 /// read model or its checkpoint went back during the run; nothing is written to it either way.
+/// When `shutdown` completes first, the verification stops, drops the scratch schema and fails
+/// with [`ProjectorError::Stopped`]; dropping the returned future drops the schema too.
 ///
 /// # Examples
 ///
@@ -333,7 +339,8 @@ fn plain(value: &serde_json::Value) -> String {
 ///     consumer_name: None,
 ///     schema: None,
 /// };
-/// let report = verify_read_model(config, client, |_| {}).await?;
+/// let ctrl_c = async { tokio::signal::ctrl_c().await.unwrap_or(()) };
+/// let report = verify_read_model(config, client, ctrl_c, |_| {}).await?;
 /// print!("{}", report.comparison);
 /// # Ok(())
 /// # }
@@ -341,10 +348,12 @@ fn plain(value: &serde_json::Value) -> String {
 pub async fn verify_read_model(
     config: ProjectorConfig,
     client: async_nats::Client,
-    mut progress: impl FnMut(&RebuildProgress),
+    shutdown: impl Future<Output = ()> + Send,
+    mut progress: impl FnMut(&RebuildProgress) + Send,
 ) -> Result<ReadModelReport, ProjectorError> {
     let kind = config.kind;
     let live_schema = kind.name();
+    let mut shutdown: Shutdown<'_> = Box::pin(shutdown);
     let (mut control, _control) = runner::connect(&config.database_url).await?;
 
     // 1. There must be a live read model; nothing here creates one.
@@ -361,51 +370,64 @@ pub async fn verify_read_model(
     }
 
     // 2. The scratch copy, compared, and dropped whatever happened.
-    let mut replay = Replay::start(&config, client, "verify", &control).await?;
+    let mut replay = Replay::start(&config, client, "verify", &mut control).await?;
     info!(projector = live_schema, schema = %replay.schema, "verification started");
-    let result = compare_at_live_checkpoint(&mut control, &mut replay, &mut progress).await;
-    replay.discard(&control).await;
-    result
+    let result =
+        compare_at_live_checkpoint(&mut control, &mut replay, &mut shutdown, &mut progress).await;
+    match result {
+        Ok(report) => {
+            let _ = replay.discard(&control).await;
+            Ok(report)
+        }
+        Err(halt) => Err(replay.end_early(&control, halt).await),
+    }
 }
 
 async fn compare_at_live_checkpoint(
     control: &mut tokio_postgres::Client,
     replay: &mut Replay,
-    progress: &mut dyn FnMut(&RebuildProgress),
-) -> Result<ReadModelReport, ProjectorError> {
+    shutdown: &mut Shutdown<'_>,
+    progress: &mut (dyn FnMut(&RebuildProgress) + Send),
+) -> Result<ReadModelReport, Halt> {
     let kind = replay.kind;
     let live_schema = kind.name();
     loop {
         // 1. Up to the live checkpoint, the live projector going on.
         replay.live_checkpoint = read_checkpoint(&*control, live_schema).await?;
         let target = replay.live_checkpoint;
-        replay.catch_up(target, None, RebuildPhase::CatchingUp, progress).await?;
+        let caught_up = replay.catch_up(target, None, RebuildPhase::CatchingUp, &mut *progress);
+        unless_shutdown(shutdown, caught_up).await?;
 
         // 2. The live projector held between batches; the copy brought to exactly its position.
         let tx = control.transaction().await.map_err(ProjectorError::postgres("begin verify"))?;
         let (class, key) = switch_lock(kind);
-        tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&class, &key])
-            .await
-            .map_err(ProjectorError::postgres("take the switch lock"))?;
+        let locked = async {
+            tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&class, &key])
+                .await
+                .map_err(ProjectorError::postgres("take the switch lock"))
+        };
+        unless_shutdown(shutdown, locked).await?;
         let live = read_checkpoint(&tx, live_schema).await?;
         replay.live_checkpoint = live;
         if replay.checkpoint > live {
-            return Err(ProjectorError::Rebuild {
+            return Err(Halt::Failed(ProjectorError::Rebuild {
                 schema: live_schema.to_owned(),
                 detail: format!(
                     "the live checkpoint went back to {live} below {} during the verification",
                     replay.checkpoint
                 ),
-            });
+            }));
         }
         let deadline = Instant::now() + crate::rebuild::LOCKED_CATCH_UP;
-        if !replay.catch_up(live, Some(deadline), RebuildPhase::Locked, progress).await? {
+        let caught_up = replay.catch_up(live, Some(deadline), RebuildPhase::Locked, &mut *progress);
+        if !unless_shutdown(shutdown, caught_up).await? {
             tx.rollback().await.map_err(ProjectorError::postgres("end verify"))?;
             continue;
         }
 
         // 3. Both at `live`: compare, and let the live projector go.
-        let comparison = compare_schemas(&tx, kind, live_schema, &replay.schema).await?;
+        let compared = compare_schemas(&tx, kind, live_schema, &replay.schema);
+        let comparison = unless_shutdown(shutdown, compared).await?;
         tx.rollback().await.map_err(ProjectorError::postgres("end verify"))?;
         info!(
             projector = live_schema,

@@ -71,6 +71,12 @@ pub enum ProjectorError {
     /// nothing was switched.
     #[error("rebuild of {schema} failed: {detail}")]
     Rebuild { schema: String, detail: String },
+    /// A rebuild or a verification stopped because its shutdown signal came, before the switch
+    /// (or the comparison). Nothing was switched and the live read model is untouched; the
+    /// unfinished schema was dropped unless `dropped` is false, in which case an operator drops
+    /// it (`DROP SCHEMA <schema> CASCADE`). Not a fault: run it again when wanted.
+    #[error("{}", stopped_message(.schema, *.dropped))]
+    Stopped { schema: String, dropped: bool },
     /// A fault injected by a test ([`FaultInjection`](crate::FaultInjection)); the batch was
     /// rolled back. Permanent, so that the run ends and the test restarts it.
     #[error("injected fault in the batch at stream positions {first}..={last}")]
@@ -91,6 +97,7 @@ impl ProjectorError {
             | ProjectorError::InvalidCalendar(_)
             | ProjectorError::InvalidSchema(_)
             | ProjectorError::Rebuild { .. }
+            | ProjectorError::Stopped { .. }
             | ProjectorError::Injected { .. } => false,
         }
     }
@@ -129,6 +136,17 @@ impl ProjectorError {
 
     pub(crate) fn read_model(schema: &'static str, detail: impl Into<String>) -> Self {
         ProjectorError::ReadModel { schema, detail: detail.into() }
+    }
+}
+
+fn stopped_message(schema: &str, dropped: bool) -> String {
+    if dropped {
+        format!("stopped before the end: the unfinished schema {schema} was dropped")
+    } else {
+        format!(
+            "stopped before the end: the unfinished schema {schema} could not be dropped, \
+             drop it with DROP SCHEMA {schema} CASCADE"
+        )
     }
 }
 

@@ -8,6 +8,7 @@
 use bytes::Bytes;
 use chrono::{DateTime, SubsecRound, Utc};
 use csmp_domain::event::{current_schema_version, EVENT_TYPES};
+use csmp_domain::upcast::UnknownSchemaVersion;
 use csmp_domain::RecordedEvent;
 use csmp_eventstore::EventStoreConfig;
 use tokio_postgres::Transaction;
@@ -69,10 +70,13 @@ pub(crate) fn decode(
         Some(_) => {}
     }
     // Versions from 1 up to the type's current one are read; the decoder upcasts older ones.
-    let current = u64::from(current_schema_version(event_type.as_deref().unwrap_or_default()));
+    // The reason is worded as every other reader of the stream words it.
+    let name = event_type.clone().unwrap_or_default();
+    let current = current_schema_version(&name);
     if let Some(version) = json.get("schema_version").and_then(|v| v.as_u64()) {
-        if version == 0 || version > current {
-            return dead(event_type, format!("unsupported schema version {version}"));
+        if version == 0 || version > u64::from(current) {
+            let unknown = UnknownSchemaVersion { event_type: name, version, current };
+            return dead(event_type, unknown.to_string());
         }
     }
     let mut event = match csmp_eventstore::decode(incoming.position, &incoming.body) {
@@ -155,5 +159,46 @@ pub(crate) fn check_place(version: Option<i64>, event: &RecordedEvent) -> Result
             envelope.version
         )),
         Some(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incoming(body: &str) -> Incoming {
+        Incoming {
+            position: 7,
+            subject: "csmp.acme.ticket.00000000-0000-0000-0000-000000000001".to_owned(),
+            body: Bytes::from(body.to_owned()),
+        }
+    }
+
+    #[test]
+    fn decode_dead_letters_a_schema_version_it_cannot_read_naming_the_type_and_version() {
+        let store = EventStoreConfig::default();
+        let cases = [
+            (
+                r#"{"event_type":"feedback.given","schema_version":3}"#,
+                "feedback.given",
+                "feedback.given schema version 3 is not one this release reads (1 to 2)",
+            ),
+            (
+                r#"{"event_type":"ticket.closed","schema_version":2}"#,
+                "ticket.closed",
+                "ticket.closed schema version 2 is not one this release reads (1 to 1)",
+            ),
+            (
+                r#"{"event_type":"ticket.closed","schema_version":0}"#,
+                "ticket.closed",
+                "ticket.closed schema version 0 is not one this release reads (1 to 1)",
+            ),
+        ];
+        for (body, event_type, reason) in cases {
+            let message = incoming(body);
+            let letter = decode(&store, &message).unwrap_err();
+            let expected = DeadLetter::new(&message, Some(event_type.to_owned()), reason.into());
+            assert_eq!(letter, expected);
+        }
     }
 }

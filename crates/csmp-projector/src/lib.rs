@@ -54,7 +54,10 @@ use csmp_eventstore::EventStoreConfig;
 
 pub use checksum::{compare_schemas, verify_read_model, ReadModelReport, SchemaComparison};
 pub use error::ProjectorError;
-pub use rebuild::{rebuild, RebuildOptions, RebuildPhase, RebuildProgress, RebuildReport};
+pub use rebuild::{
+    rebuild, unfinished_schemas, RebuildOptions, RebuildPhase, RebuildProgress, RebuildReport,
+    UnfinishedSchema,
+};
 pub use schema::{migrate, migrate_schema, set_sla_policy, sla_policy};
 pub use sla_config::{
     import_holidays, load_tenant_sla, set_calendar, set_sla_policy_version, CalendarHistory,

@@ -17,6 +17,13 @@
 //! skips what it delivers at or below it and goes on from there. The retired schema is kept for
 //! the operator to drop unless [`RebuildOptions::drop_retired`] says otherwise.
 //!
+//! The name of a new schema is picked by `CREATE SCHEMA` itself, trying `_2`, `_3` .. while the
+//! name is taken, so two rebuilds (or verifications) started in the same second get a schema
+//! each. The process holds a session lock on the schema it builds until it is switched in or
+//! dropped: [`unfinished_schemas`] tells the schemas of running rebuilds from those a killed
+//! process left behind. A rebuild stops at its shutdown signal, or when its future is dropped,
+//! and drops its unfinished schema either way; it never drops the live or a retired schema.
+//!
 //! The `sla` projector reads the tenants' SLA configuration (base policies, policy versions,
 //! calendars) from the live `sla` schema while rebuilding; the switch copies those rows into the
 //! rebuilt schema under a share lock on the live tables, so that no configuration change is lost
@@ -24,16 +31,21 @@
 //!
 //! This module never touches the live read model's rows; it writes only the schema it creates.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy};
 use futures::{FutureExt, StreamExt};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, GenericClient};
 use tracing::{debug, info, warn};
 
 use crate::error::ProjectorError;
 use crate::runner::{self, AbortOnDrop, BatchEnd, Batches};
-use crate::schema::{check_schema_name, migrate, migrate_schema, switch_lock};
+use crate::schema::{
+    check_schema_name, migrate, migrate_schema, scratch_lock, switch_lock, SCRATCH_LOCK_CLASS,
+};
 use crate::{FaultInjection, ProjectorConfig, ProjectorKind};
 
 /// How long the last events may take to project while the live projector waits on the switch
@@ -115,6 +127,11 @@ pub struct RebuildReport {
 /// sizes the rebuild's batches. `progress` is called after every batch. On an error nothing is
 /// switched and the new schema is dropped. Needs the right to create and rename schemas.
 ///
+/// When `shutdown` completes before the switch has begun, the rebuild stops where it is, drops
+/// the new schema and fails with [`ProjectorError::Stopped`]; once the switch has begun it is
+/// finished first. Dropping the returned future also drops the new schema, from a task of its
+/// own on the current runtime.
+///
 /// # Examples
 ///
 /// ```no_run
@@ -130,7 +147,8 @@ pub struct RebuildReport {
 ///     consumer_name: None,
 ///     schema: None,
 /// };
-/// let report = rebuild(config, client, RebuildOptions::default(), |p| {
+/// let ctrl_c = async { tokio::signal::ctrl_c().await.unwrap_or(()) };
+/// let report = rebuild(config, client, RebuildOptions::default(), ctrl_c, |p| {
 ///     eprintln!("{} of {}", p.checkpoint, p.stream_last)
 /// })
 /// .await?;
@@ -142,18 +160,22 @@ pub async fn rebuild(
     config: ProjectorConfig,
     client: async_nats::Client,
     options: RebuildOptions,
-    mut progress: impl FnMut(&RebuildProgress),
+    shutdown: impl Future<Output = ()> + Send,
+    mut progress: impl FnMut(&RebuildProgress) + Send,
 ) -> Result<RebuildReport, ProjectorError> {
     let kind = config.kind;
+    let mut shutdown: Shutdown<'_> = Box::pin(shutdown);
     let (mut control, _control) = runner::connect(&config.database_url).await?;
 
     // 1. The live schema up to date, so that the copy gets the same tables; then the copy.
     migrate(&control, kind).await?;
-    let mut replay = Replay::start(&config, client, "rebuild", &control).await?;
+    let mut replay = Replay::start(&config, client, "rebuild", &mut control).await?;
     info!(projector = kind.name(), schema = %replay.schema, "rebuild started");
 
-    // 2. Project, switch; on any error the half-built schema goes.
-    let result = switch_when_caught_up(&mut control, &mut replay, &options, &mut progress).await;
+    // 2. Project, switch; on any error or at the shutdown signal the half-built schema goes.
+    let result =
+        switch_when_caught_up(&mut control, &mut replay, &options, &mut shutdown, &mut progress)
+            .await;
     match result {
         Ok(report) => {
             replay.delete_consumer().await;
@@ -165,10 +187,7 @@ pub async fn rebuild(
             );
             Ok(report)
         }
-        Err(err) => {
-            replay.discard(&control).await;
-            Err(err)
-        }
+        Err(halt) => Err(replay.end_early(&control, halt).await),
     }
 }
 
@@ -176,8 +195,9 @@ async fn switch_when_caught_up(
     control: &mut Client,
     replay: &mut Replay,
     options: &RebuildOptions,
-    progress: &mut dyn FnMut(&RebuildProgress),
-) -> Result<RebuildReport, ProjectorError> {
+    shutdown: &mut Shutdown<'_>,
+    progress: &mut (dyn FnMut(&RebuildProgress) + Send),
+) -> Result<RebuildReport, Halt> {
     let kind = replay.kind;
     let live_schema = kind.name();
     loop {
@@ -185,18 +205,23 @@ async fn switch_when_caught_up(
         replay.live_checkpoint = read_checkpoint(&*control, live_schema).await?;
         replay.refresh_stream_last(true).await?;
         let target = replay.stream_last.max(replay.live_checkpoint);
-        replay.catch_up(target, None, RebuildPhase::CatchingUp, progress).await?;
+        let caught_up = replay.catch_up(target, None, RebuildPhase::CatchingUp, &mut *progress);
+        unless_shutdown(shutdown, caught_up).await?;
 
         // 2. The switch lock: the live projector's next batch waits until the switch is done.
         let tx = control.transaction().await.map_err(ProjectorError::postgres("begin switch"))?;
         let (class, key) = switch_lock(kind);
-        tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&class, &key])
-            .await
-            .map_err(ProjectorError::postgres("take the switch lock"))?;
+        let locked = async {
+            tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&class, &key])
+                .await
+                .map_err(ProjectorError::postgres("take the switch lock"))
+        };
+        unless_shutdown(shutdown, locked).await?;
         let live = read_checkpoint(&tx, live_schema).await?;
         replay.live_checkpoint = live;
         let deadline = Instant::now() + LOCKED_CATCH_UP;
-        if !replay.catch_up(live, Some(deadline), RebuildPhase::Locked, progress).await? {
+        let caught_up = replay.catch_up(live, Some(deadline), RebuildPhase::Locked, &mut *progress);
+        if !unless_shutdown(shutdown, caught_up).await? {
             // The live projector has run too far ahead to wait for: let it go and catch up.
             tx.rollback().await.map_err(ProjectorError::postgres("end switch"))?;
             info!(projector = live_schema, live, "live projector ahead: catching up again");
@@ -210,7 +235,8 @@ async fn switch_when_caught_up(
             continue;
         }
 
-        // 4. The operator configuration, then the two renames, in one commit.
+        // 4. The operator configuration, then the two renames, in one commit. From here on the
+        //    shutdown signal waits: the switch is short and must not be left in doubt.
         if kind == ProjectorKind::Sla {
             copy_sla_configuration(&tx, &replay.schema).await?;
         }
@@ -224,6 +250,7 @@ async fn switch_when_caught_up(
         .await
         .map_err(ProjectorError::postgres("switch schemas"))?;
         tx.commit().await.map_err(ProjectorError::postgres("commit switch"))?;
+        replay.scratch.switched();
 
         // 5. The retired schema stays for the operator, unless asked otherwise.
         let mut retired_dropped = false;
@@ -263,7 +290,8 @@ async fn copy_sla_configuration(
     tx.batch_execute(&sql).await.map_err(ProjectorError::postgres("copy SLA configuration"))
 }
 
-/// `base`, or `base_2`, `base_3` .. : the first name no schema has.
+/// `base`, or `base_2`, `base_3` .. : the first name no schema has. Only for the retired name,
+/// chosen under the switch lock; new schemas are named by [`create_scratch_schema`].
 pub(crate) async fn free_schema_name(
     pg: &impl GenericClient,
     base: &str,
@@ -282,6 +310,198 @@ pub(crate) async fn free_schema_name(
     }
     check_schema_name(&name)?;
     Ok(name)
+}
+
+/// Creates the schema `base`, or `base_2`, `base_3` .. : the first name no schema has. `CREATE
+/// SCHEMA` itself is the test, so two processes starting at once get a name each; the one that
+/// loses moves on to the next suffix. In the same transaction the session lock on the schema
+/// is taken, which `control` holds until the schema is dropped or the session ends. Returns
+/// the name and the schema's oid.
+pub(crate) async fn create_scratch_schema(
+    control: &mut Client,
+    base: &str,
+) -> Result<(String, u32), ProjectorError> {
+    let mut n = 1_u32;
+    loop {
+        let name = if n == 1 { base.to_owned() } else { format!("{base}_{n}") };
+        check_schema_name(&name)?;
+        let tx = control.transaction().await.map_err(ProjectorError::postgres("begin"))?;
+
+        // Taken before: duplicate_schema. Taken by a transaction that commits while this one
+        // waits on it: the unique index of schema names.
+        match tx.batch_execute(&format!("CREATE SCHEMA {name}")).await {
+            Err(err)
+                if matches!(
+                    err.code(),
+                    Some(&SqlState::DUPLICATE_SCHEMA | &SqlState::UNIQUE_VIOLATION)
+                ) =>
+            {
+                tx.rollback().await.map_err(ProjectorError::postgres("roll back"))?;
+                n += 1;
+                continue;
+            }
+            result => result.map_err(ProjectorError::postgres("create schema"))?,
+        }
+        let oid: u32 = tx
+            .query_one("SELECT oid FROM pg_namespace WHERE nspname = $1", &[&name])
+            .await
+            .map_err(ProjectorError::postgres("look up schema"))?
+            .get(0);
+        tx.execute("SELECT pg_advisory_lock($1)", &[&scratch_lock(oid)])
+            .await
+            .map_err(ProjectorError::postgres("lock the new schema"))?;
+        tx.commit().await.map_err(ProjectorError::postgres("create schema"))?;
+        return Ok((name, oid));
+    }
+}
+
+/// Drops the schema `name` if the schema of oid `oid` still has that name. A schema switched in
+/// has been renamed to the live name since, and is left alone. Returns whether it was dropped.
+async fn drop_unswitched(pg: &Client, name: &str, oid: u32) -> Result<bool, ProjectorError> {
+    let current: Option<String> = pg
+        .query_opt("SELECT nspname::text FROM pg_namespace WHERE oid = $1", &[&oid])
+        .await
+        .map_err(ProjectorError::postgres("look up schema"))?
+        .map(|row| row.get(0));
+    if current.as_deref() != Some(name) {
+        return Ok(false);
+    }
+    pg.batch_execute(&format!("DROP SCHEMA {name} CASCADE"))
+        .await
+        .map_err(ProjectorError::postgres("drop schema"))?;
+    Ok(true)
+}
+
+/// A schema named like a rebuild's or a verification's of one read model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnfinishedSchema {
+    pub name: String,
+    /// True if and only if a running rebuild or verification holds the schema's lock; a schema
+    /// nobody holds was left by a process that was killed, or by a release before this one.
+    pub in_use: bool,
+}
+
+/// The schemas `<kind>_rebuild_<time>` and `<kind>_verify_<time>` (with or without a `_<n>`
+/// suffix) in the database of `pg`, by name, each with whether a running process builds it.
+///
+/// Nothing here drops them: a schema of a rebuild started by an older release holds no lock
+/// either. One that is not in use can be dropped with `DROP SCHEMA <name> CASCADE`; neither the
+/// live schema nor a retired one is ever listed.
+pub async fn unfinished_schemas(
+    pg: &impl GenericClient,
+    kind: ProjectorKind,
+) -> Result<Vec<UnfinishedSchema>, ProjectorError> {
+    let pattern = format!("^{kind}_(rebuild|verify)_[0-9]+(_[0-9]+)?$");
+    let rows = pg
+        .query(
+            "SELECT n.nspname::text, EXISTS (
+                 SELECT 1 FROM pg_locks l
+                 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+                   AND l.database = (SELECT oid FROM pg_database
+                                     WHERE datname = current_database())
+                   AND l.classid = $2 AND l.objid = n.oid)
+             FROM pg_namespace n WHERE n.nspname ~ $1 ORDER BY 1",
+            &[&pattern, &SCRATCH_LOCK_CLASS],
+        )
+        .await
+        .map_err(ProjectorError::postgres("list unfinished schemas"))?;
+    Ok(rows.iter().map(|row| UnfinishedSchema { name: row.get(0), in_use: row.get(1) }).collect())
+}
+
+/// The shutdown signal of a rebuild or a verification, polled wherever the work may stop.
+pub(crate) type Shutdown<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Why a replay ended before its work was done.
+pub(crate) enum Halt {
+    /// The shutdown signal came.
+    Shutdown,
+    Failed(ProjectorError),
+}
+
+impl From<ProjectorError> for Halt {
+    fn from(err: ProjectorError) -> Self {
+        Halt::Failed(err)
+    }
+}
+
+/// `work`, unless `shutdown` completes first: `work` is then dropped where it stands, and the
+/// transactions it was in roll back.
+pub(crate) async fn unless_shutdown<T>(
+    shutdown: &mut Shutdown<'_>,
+    work: impl Future<Output = Result<T, ProjectorError>>,
+) -> Result<T, Halt> {
+    tokio::select! {
+        biased;
+        () = shutdown => Err(Halt::Shutdown),
+        result = work => Ok(result?),
+    }
+}
+
+/// The schema a replay builds, dropped unless it was switched in: by [`Replay::discard`], or,
+/// when the replay is dropped first, by a task of its own on the current runtime.
+struct ScratchSchema {
+    name: String,
+    oid: u32,
+    database_url: String,
+    /// The replay's consumer, deleted with the schema.
+    stream: jetstream::stream::Stream,
+    consumer_name: String,
+    /// False once the schema was switched in or dropped.
+    armed: bool,
+}
+
+impl ScratchSchema {
+    fn switched(&mut self) {
+        self.armed = false;
+    }
+
+    /// Drops the schema and the consumer through `control`, or a connection of its own when
+    /// `control` fails (after a broken connection, for one).
+    async fn discard(mut self, control: &Client) -> Result<(), ProjectorError> {
+        self.armed = false;
+        let _ = self.stream.delete_consumer(&self.consumer_name).await;
+        let dropped = match drop_unswitched(control, &self.name, self.oid).await {
+            Ok(_) => {
+                let unlock = "SELECT pg_advisory_unlock($1)";
+                let _ = control.execute(unlock, &[&scratch_lock(self.oid)]).await;
+                Ok(())
+            }
+            Err(err) => {
+                warn!(schema = %self.name, error = %err, "failed to drop schema: trying anew");
+                let (pg, _connection) = runner::connect(&self.database_url).await?;
+                drop_unswitched(&pg, &self.name, self.oid).await.map(|_| ())
+            }
+        };
+        if let Err(err) = &dropped {
+            warn!(schema = %self.name, error = %err, "failed to drop schema");
+        }
+        dropped
+    }
+}
+
+impl Drop for ScratchSchema {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            warn!(schema = %self.name, "schema left behind: no runtime to drop it");
+            return;
+        };
+        let (name, oid, url) = (self.name.clone(), self.oid, self.database_url.clone());
+        let (stream, consumer) = (self.stream.clone(), self.consumer_name.clone());
+        runtime.spawn(async move {
+            let _ = stream.delete_consumer(&consumer).await;
+            let dropped = match runner::connect(&url).await {
+                Ok((pg, _connection)) => drop_unswitched(&pg, &name, oid).await,
+                Err(err) => Err(err),
+            };
+            match dropped {
+                Ok(_) => info!(schema = %name, "unfinished schema dropped"),
+                Err(err) => warn!(schema = %name, error = %err, "failed to drop schema"),
+            }
+        });
+    }
 }
 
 pub(crate) async fn read_checkpoint(
@@ -317,16 +537,18 @@ pub(crate) struct Replay {
     batches: Batches,
     stream: jetstream::stream::Stream,
     stream_info_at: Option<Instant>,
+    scratch: ScratchSchema,
 }
 
 impl Replay {
     /// Creates the schema `<kind>_<label>_<unix time>` (or the first free name after it) with
     /// the read model's tables, and prepares the batch transaction on a connection of its own.
+    /// `control` holds the schema's lock until [`Replay::discard`] or the end of its session.
     pub async fn start(
         config: &ProjectorConfig,
         client: async_nats::Client,
         label: &str,
-        control: &Client,
+        control: &mut Client,
     ) -> Result<Replay, ProjectorError> {
         let kind = config.kind;
         let js = jetstream::new(client);
@@ -335,29 +557,36 @@ impl Replay {
             .await
             .map_err(ProjectorError::nats("get the event stream"))?;
 
-        // CREATE SCHEMA without IF NOT EXISTS: a name taken since the look-up fails here.
-        let schema = free_schema_name(control, &format!("{kind}_{label}_{}", unix_time())).await?;
-        control
-            .batch_execute(&format!("CREATE SCHEMA {schema}"))
-            .await
-            .map_err(ProjectorError::postgres("create schema"))?;
-        let (pg, connection) = runner::connect(&config.database_url).await?;
+        // From here on the schema is dropped again should anything fail or the future be dropped.
+        let base = format!("{kind}_{label}_{}", unix_time());
+        let (schema, oid) = create_scratch_schema(control, &base).await?;
+        let consumer_name = format!("csmp-{schema}");
+        let scratch = ScratchSchema {
+            name: schema.clone(),
+            oid,
+            database_url: config.database_url.clone(),
+            stream: stream.clone(),
+            consumer_name: consumer_name.clone(),
+            armed: true,
+        };
         let mut config = config.clone();
         config.schema = Some(schema.clone());
         let prepared = async {
+            let (pg, connection) = runner::connect(&config.database_url).await?;
             migrate_schema(&pg, kind, &schema).await?;
-            Batches::prepare(&pg, &config, FaultInjection::default(), false).await
+            let batches = Batches::prepare(&pg, &config, FaultInjection::default(), false).await?;
+            Ok::<_, ProjectorError>((pg, connection, batches))
         };
-        let batches = match prepared.await {
-            Ok(batches) => batches,
+        let (pg, connection, batches) = match prepared.await {
+            Ok(prepared) => prepared,
             Err(err) => {
-                let _ = control.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await;
+                let _ = scratch.discard(control).await;
                 return Err(err);
             }
         };
         Ok(Replay {
             kind,
-            consumer_name: format!("csmp-{schema}"),
+            consumer_name,
             schema,
             checkpoint: 0,
             applied: 0,
@@ -370,6 +599,7 @@ impl Replay {
             batches,
             stream,
             stream_info_at: None,
+            scratch,
         })
     }
 
@@ -405,7 +635,7 @@ impl Replay {
         target: u64,
         deadline: Option<Instant>,
         phase: RebuildPhase,
-        progress: &mut dyn FnMut(&RebuildProgress),
+        progress: &mut (dyn FnMut(&RebuildProgress) + Send),
     ) -> Result<bool, ProjectorError> {
         progress(&self.report(phase));
         if self.checkpoint >= target {
@@ -514,12 +744,87 @@ impl Replay {
         let _ = self.stream.delete_consumer(&self.consumer_name).await;
     }
 
-    /// Drops the schema and the consumer: after a failure, or when a verification is done.
-    pub async fn discard(&self, control: &Client) {
-        self.delete_consumer().await;
-        let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
-        if let Err(err) = control.batch_execute(&drop).await {
-            warn!(schema = %self.schema, error = %err, "failed to drop schema");
+    /// Drops the schema and the consumer: after a failure or a shutdown, or when a
+    /// verification is done. The replay's own session ends first, so that a batch transaction
+    /// it was in the middle of rolls back and holds no lock the drop would wait for.
+    pub async fn discard(self, control: &Client) -> Result<(), ProjectorError> {
+        let Replay { pg, _connection, scratch, .. } = self;
+        drop(pg);
+        drop(_connection);
+        scratch.discard(control).await
+    }
+
+    /// Discards the replay after it ended early: the error to return, [`ProjectorError::Stopped`]
+    /// at the shutdown signal.
+    pub async fn end_early(self, control: &Client, halt: Halt) -> ProjectorError {
+        let schema = self.schema.clone();
+        let dropped = self.discard(control).await.is_ok();
+        match halt {
+            Halt::Failed(err) => err,
+            Halt::Shutdown => {
+                info!(schema = %schema, dropped, "stopped at the shutdown signal");
+                ProjectorError::Stopped { schema, dropped }
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use csmp_testkit::TestDatabase;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn create_scratch_schema_gives_each_of_many_at_once_a_name_of_its_own() {
+        let db = TestDatabase::new("scratch").await;
+        let mut sessions = Vec::new();
+        for _ in 0..6 {
+            sessions.push(runner::connect(&db.url).await.unwrap());
+        }
+        let (admin, _admin) = runner::connect(&db.url).await.unwrap();
+        let others = "CREATE SCHEMA queues; CREATE SCHEMA queues_retired_5; \
+                      CREATE SCHEMA sla_rebuild_5; CREATE SCHEMA queues_rebuild_5x";
+        admin.batch_execute(others).await.unwrap();
+
+        // 1. Six sessions create the same name at once: one gets it, the others the suffixes.
+        let created = futures::future::join_all(
+            sessions.iter_mut().map(|(pg, _)| create_scratch_schema(pg, "queues_rebuild_5")),
+        )
+        .await;
+        let names: Vec<String> = created.into_iter().map(|c| c.unwrap().0).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        let expected = [
+            "queues_rebuild_5",
+            "queues_rebuild_5_2",
+            "queues_rebuild_5_3",
+            "queues_rebuild_5_4",
+            "queues_rebuild_5_5",
+            "queues_rebuild_5_6",
+        ];
+        assert_eq!(sorted, expected);
+
+        // 2. Each is in use while its session holds it; the live, retired and other read
+        //    models' schemas are not listed.
+        let listed = unfinished_schemas(&admin, ProjectorKind::Queues).await.unwrap();
+        let unfinished = |name: &str, in_use| UnfinishedSchema { name: name.to_owned(), in_use };
+        assert_eq!(listed, expected.map(|name| unfinished(name, true)));
+
+        // 3. The one whose session ended, as a killed process's does, is left behind.
+        drop(sessions.remove(0));
+        let left_behind = |listed: &[UnfinishedSchema]| -> Vec<String> {
+            listed.iter().filter(|s| !s.in_use).map(|s| s.name.clone()).collect()
+        };
+        let mut listed = unfinished_schemas(&admin, ProjectorKind::Queues).await.unwrap();
+        for _ in 0..250 {
+            if !left_behind(&listed).is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            listed = unfinished_schemas(&admin, ProjectorKind::Queues).await.unwrap();
+        }
+        assert_eq!(left_behind(&listed), [names[0].clone()]);
+        assert_eq!(listed.len(), 6);
     }
 }

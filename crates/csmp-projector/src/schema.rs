@@ -8,8 +8,8 @@
 //! not be applied) and the `status` view over both.
 //!
 //! The advisory locks of the projectors are defined here too: the migration lock, the projector
-//! lock of the one instance that writes a schema, and the switch lock that keeps live batches
-//! and the switch to a rebuilt schema apart.
+//! lock of the one instance that writes a schema, the switch lock that keeps live batches and
+//! the switch to a rebuilt schema apart, and the lock a rebuild holds on the schema it builds.
 
 use std::collections::HashMap;
 
@@ -50,6 +50,16 @@ pub(crate) fn projector_lock(kind: ProjectorKind, schema: &str) -> (i32, i32) {
 /// one position) takes it exclusively, so that no batch transaction straddles the switch.
 pub(crate) fn switch_lock(kind: ProjectorKind) -> (i32, i32) {
     (LOCK_CLASS, 6 + kind_index(kind))
+}
+
+/// High half of the session lock a rebuild or a verification holds on the schema it builds
+/// ("csmr"); the low half is the schema's oid. A `*_rebuild_*` or `*_verify_*` schema whose lock
+/// nobody holds was left by a process that died.
+pub(crate) const SCRATCH_LOCK_CLASS: u32 = 0x6373_6d72;
+
+/// The session lock (one `bigint` key) held on the scratch schema with the oid `oid`.
+pub(crate) fn scratch_lock(oid: u32) -> i64 {
+    (i64::from(SCRATCH_LOCK_CLASS) << 32) | i64::from(oid)
 }
 
 /// Checks that `schema` can be written into SQL as it is: a lowercase identifier.

@@ -4,6 +4,7 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::future::pending;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,11 +13,12 @@ use csmp_domain::sla::SlaPolicy;
 use csmp_domain::{EventEnvelope, EventPayload, TenantId};
 use csmp_projector::checksum::RowDifference;
 use csmp_projector::{
-    compare_schemas, rebuild, verify_read_model, ProjectorKind, RebuildOptions, RebuildPhase,
-    RebuildProgress, SchemaComparison,
+    compare_schemas, rebuild, unfinished_schemas, verify_read_model, ProjectorError, ProjectorKind,
+    RebuildOptions, RebuildPhase, RebuildProgress, SchemaComparison,
 };
 use csmp_testkit::{TestDatabase, TestStream};
 use support::*;
+use tokio::sync::oneshot;
 
 /// Row counts per table of the left side of a comparison.
 fn rows(comparison: &SchemaComparison) -> BTreeMap<&str, i64> {
@@ -25,6 +27,24 @@ fn rows(comparison: &SchemaComparison) -> BTreeMap<&str, i64> {
 
 fn count(events: &[EventEnvelope], pick: fn(&EventPayload) -> bool) -> i64 {
     events.iter().filter(|e| pick(&e.payload)).count() as i64
+}
+
+/// The names of the schemas that start with `prefix`, in order.
+async fn schemas(pg: &tokio_postgres::Client, prefix: &str) -> Vec<String> {
+    let sql = "SELECT nspname::text FROM pg_namespace WHERE starts_with(nspname, $1) ORDER BY 1";
+    pg.query(sql, &[&prefix]).await.unwrap().iter().map(|row| row.get(0)).collect()
+}
+
+/// A progress callback that sends the schema being built once `checkpoint` has reached `at`.
+fn report_at(at: u64, tx: oneshot::Sender<String>) -> impl FnMut(&RebuildProgress) + Send {
+    let mut tx = Some(tx);
+    move |p| {
+        if p.checkpoint >= at {
+            if let Some(tx) = tx.take() {
+                let _ = tx.send(p.schema.clone());
+            }
+        }
+    }
 }
 
 /// What the query loop saw: statements run, errors, counts that went down, the last counts.
@@ -129,6 +149,7 @@ async fn a_rebuild_during_live_traffic_switches_without_a_failed_query_and_equal
             config(kind, &stream, &db, 500),
             client.clone(),
             RebuildOptions::default(),
+            pending(),
             move |p| log.lock().unwrap().push(p.clone()),
         )
         .await
@@ -275,9 +296,10 @@ async fn verify_reports_equal_then_names_the_table_and_keys_of_an_altered_and_a_
         vec!["dead_letters", "escalations", "tickets"],
     ];
     for (kind, tables) in ProjectorKind::ALL.into_iter().zip(tables) {
-        let report = verify_read_model(config(kind, &stream, &db, 200), client.clone(), |_| {})
-            .await
-            .unwrap();
+        let report =
+            verify_read_model(config(kind, &stream, &db, 200), client.clone(), pending(), |_| {})
+                .await
+                .unwrap();
         assert!(report.is_equal(), "{}", report.comparison);
         assert_eq!(report.position, last);
         let names: Vec<&str> = report.comparison.tables.iter().map(|t| t.table.as_str()).collect();
@@ -295,7 +317,8 @@ async fn verify_reports_equal_then_names_the_table_and_keys_of_an_altered_and_a_
         .unwrap();
     assert_eq!(changed, 1);
     let verify = || {
-        verify_read_model(config(ProjectorKind::Queues, &stream, &db, 200), client.clone(), |_| {})
+        let config = config(ProjectorKind::Queues, &stream, &db, 200);
+        verify_read_model(config, client.clone(), pending(), |_| {})
     };
     let report = verify().await.unwrap();
     assert!(!report.is_equal());
@@ -336,10 +359,8 @@ async fn verify_reports_equal_then_names_the_table_and_keys_of_an_altered_and_a_
     assert!(text.contains(&format!("ticket_id={deleted}: only in {scratch}\n")), "{text}");
 
     // 4. The other read models are untouched, and no scratch schema is left behind.
-    let sla =
-        verify_read_model(config(ProjectorKind::Sla, &stream, &db, 200), client.clone(), |_| {})
-            .await
-            .unwrap();
+    let config = config(ProjectorKind::Sla, &stream, &db, 200);
+    let sla = verify_read_model(config, client.clone(), pending(), |_| {}).await.unwrap();
     assert!(sla.is_equal(), "{}", sla.comparison);
     let left: i64 = pg
         .query_one("SELECT count(*) FROM pg_namespace WHERE nspname LIKE '%\\_verify\\_%'", &[])
@@ -350,4 +371,163 @@ async fn verify_reports_equal_then_names_the_table_and_keys_of_an_altered_and_a_
     for projector in live {
         projector.stop().await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_or_verification_stopped_at_its_shutdown_signal_drops_only_its_own_schema() {
+    let stream = TestStream::new("stopped");
+    let client = nats(&stream).await;
+    let db = TestDatabase::new("stopped").await;
+    let pg = pg(&db).await;
+    let events = workload(&["acme"], 60).in_time_order();
+    let last = publish(&client, &store(&stream), &events).await;
+    for kind in [ProjectorKind::Queues, ProjectorKind::Sla] {
+        let live = spawn(config(kind, &stream, &db, 100), client.clone());
+        wait_for(&pg, kind.name(), last).await;
+        live.stop().await.unwrap();
+    }
+    pg.batch_execute("CREATE SCHEMA queues_retired_1").await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    let events_stream = js.get_stream(&stream.stream).await.unwrap();
+
+    for kind in [ProjectorKind::Queues, ProjectorKind::Sla] {
+        // 1. Stopped once 30 positions are applied, in batches of 10: half-way through.
+        let seen: Arc<Mutex<Vec<RebuildProgress>>> = Arc::default();
+        let log = seen.clone();
+        let (at_30, reached) = oneshot::channel();
+        let mut signal = report_at(30, at_30);
+        let progress = move |p: &RebuildProgress| {
+            log.lock().unwrap().push(p.clone());
+            signal(p);
+        };
+        let shutdown = async move {
+            let _ = reached.await;
+        };
+        let config = config(kind, &stream, &db, 10);
+        let err = match kind {
+            ProjectorKind::Queues => {
+                let options = RebuildOptions::default();
+                rebuild(config, client.clone(), options, shutdown, progress).await.unwrap_err()
+            }
+            _ => verify_read_model(config, client.clone(), shutdown, progress).await.unwrap_err(),
+        };
+
+        // 2. The error names the schema it dropped.
+        let seen = seen.lock().unwrap().clone();
+        let schema = seen[0].schema.clone();
+        let label = if kind == ProjectorKind::Queues { "rebuild" } else { "verify" };
+        assert!(schema.starts_with(&format!("{kind}_{label}_")), "{schema}");
+        let stopped_at = seen.last().unwrap().checkpoint;
+        assert!((30..last).contains(&stopped_at), "stopped at {stopped_at} of {last}");
+        assert!(
+            matches!(&err, ProjectorError::Stopped { schema: s, dropped: true } if *s == schema),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("stopped before the end: the unfinished schema {schema} was dropped")
+        );
+
+        // 3. Gone with its consumer; the live and the retired schemas are untouched.
+        let expected: &[&str] = match kind {
+            ProjectorKind::Queues => &["queues", "queues_retired_1"],
+            _ => &["sla"],
+        };
+        assert_eq!(schemas(&pg, kind.name()).await, expected);
+        assert_eq!(checkpoint(&pg, kind.name()).await, last);
+        let consumer = events_stream.consumer_info(format!("csmp-{schema}")).await;
+        assert!(consumer.is_err(), "{consumer:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_rebuild_drops_its_unfinished_schema() {
+    let stream = TestStream::new("dropped");
+    let client = nats(&stream).await;
+    let db = TestDatabase::new("dropped").await;
+    let pg = pg(&db).await;
+    let events = workload(&["acme"], 60).in_time_order();
+    let last = publish(&client, &store(&stream), &events).await;
+
+    // 1. A rebuild held inside its progress report once 30 positions are applied.
+    let (at_30, reached) = oneshot::channel();
+    let mut signal = report_at(30, at_30);
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let mut held = Some(held);
+    let progress = move |p: &RebuildProgress| {
+        signal(p);
+        if p.checkpoint >= 30 {
+            if let Some(held) = held.take() {
+                let _ = held.recv_timeout(Duration::from_secs(10));
+            }
+        }
+    };
+    let config = config(ProjectorKind::Queues, &stream, &db, 10);
+    let task = tokio::spawn(rebuild(
+        config,
+        client.clone(),
+        RebuildOptions::default(),
+        pending(),
+        progress,
+    ));
+    let schema = reached.await.unwrap();
+    assert_eq!(schemas(&pg, "queues").await, ["queues".to_owned(), schema.clone()]);
+
+    // 2. Its future dropped where it stands, as a caller's timeout or select would.
+    task.abort();
+    release.send(()).unwrap();
+    assert!(task.await.unwrap_err().is_cancelled());
+
+    // 3. The schema goes, from a task of its own.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while schemas(&pg, "queues").await.len() > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(schemas(&pg, "queues").await, ["queues"]);
+    assert_eq!(checkpoint(&pg, "queues").await, 0);
+    let js = async_nats::jetstream::new(client.clone());
+    let events_stream = js.get_stream(&stream.stream).await.unwrap();
+    assert_eq!(events_stream.cached_info().state.last_sequence, last);
+    let consumer = events_stream.consumer_info(format!("csmp-{schema}")).await;
+    assert!(consumer.is_err(), "{consumer:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_rebuilds_of_one_read_model_at_once_both_switch_in_turn() {
+    let stream = TestStream::new("twice");
+    let client = nats(&stream).await;
+    let db = TestDatabase::new("twice").await;
+    let pg = pg(&db).await;
+    let events = workload(&["acme"], 40).in_time_order();
+    let last = publish(&client, &store(&stream), &events).await;
+    let live = spawn(config(ProjectorKind::Queues, &stream, &db, 50), client.clone());
+    wait_for(&pg, "queues", last).await;
+
+    // 1. Both started together, in the same second but for a rare tick between them.
+    let start = || {
+        let config = config(ProjectorKind::Queues, &stream, &db, 20);
+        rebuild(config, client.clone(), RebuildOptions::default(), pending(), |_| {})
+    };
+    let (first, second) = tokio::join!(start(), start());
+    let (first, second) = (first.unwrap(), second.unwrap());
+
+    // 2. Each had a schema of its own, and each retired the live one it found.
+    assert_ne!(first.rebuilt, second.rebuilt);
+    for report in [&first, &second] {
+        assert!(report.rebuilt.starts_with("queues_rebuild_"), "{report:?}");
+        assert!(report.retired.starts_with("queues_retired_"), "{report:?}");
+        assert_eq!(report.checkpoint, last);
+    }
+    let mut expected = vec!["queues".to_owned(), first.retired.clone(), second.retired.clone()];
+    expected.sort();
+    assert_eq!(schemas(&pg, "queues").await, expected);
+    assert_eq!(unfinished_schemas(&pg, ProjectorKind::Queues).await.unwrap(), []);
+
+    // 3. The read model switched in last equals a rebuild, and the live projector goes on in it.
+    let config = config(ProjectorKind::Queues, &stream, &db, 200);
+    let report = verify_read_model(config, client.clone(), pending(), |_| {}).await.unwrap();
+    assert!(report.is_equal(), "{}", report.comparison);
+    assert_eq!(report.position, last);
+    assert!(!live.task.is_finished());
+    live.stop().await.unwrap();
 }
