@@ -62,7 +62,8 @@ pub enum AuditError {
         #[source]
         source: HistoryError,
     },
-    /// Writing the output failed, for example because the reader of a pipe went away.
+    /// Writing the output failed, for example because the reader of a pipe went away (see
+    /// [`AuditError::is_broken_pipe`]).
     #[error("failed to write the output")]
     Output(#[from] std::io::Error),
 }
@@ -82,6 +83,12 @@ impl AuditError {
         }
     }
 
+    /// Whether writing the output failed because its reader went away, as when the output is
+    /// piped into `head`. A command-line caller treats this as the normal end of the output.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, AuditError::Output(err) if err.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     /// Whether trying again later can succeed.
     pub fn is_transient(&self) -> bool {
         self.kind() == AuditErrorKind::Unavailable
@@ -91,5 +98,25 @@ impl AuditError {
         operation: &'static str,
     ) -> impl FnOnce(BoxError) -> AuditError + 'static {
         move |source| AuditError::Unavailable { operation, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Error, ErrorKind};
+
+    use super::*;
+
+    #[test]
+    fn is_broken_pipe_is_true_only_for_an_output_whose_reader_went_away() {
+        let closed = AuditError::Output(Error::from(ErrorKind::BrokenPipe));
+        let full = AuditError::Output(Error::from(ErrorKind::StorageFull));
+        let down = AuditError::unavailable("read the stream")("timed out".into());
+
+        assert_eq!(
+            [closed.is_broken_pipe(), full.is_broken_pipe(), down.is_broken_pipe()],
+            [true, false, false]
+        );
+        assert_eq!(closed.kind(), AuditErrorKind::Output);
     }
 }

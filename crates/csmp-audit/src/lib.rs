@@ -12,7 +12,8 @@
 //! - [`history`]: a ticket's events with who, what, when, why, position and hash;
 //! - [`state`]: a ticket's state as of a time, by `recorded_at` or `occurred_at`;
 //! - [`export`]: a tenant's stored events of a time range as JSON lines;
-//! - [`verify`]: versions without gaps and the hash chain of every ticket, as a report;
+//! - [`verify`]: versions without gaps and the hash chain of every ticket, and messages stored
+//!   off ticket subjects, as a report;
 //! - [`summary`]: the short human summary and the "why" of an event;
 //! - [`error`]: what auditing fails with, and how a caller handles it.
 

@@ -4,11 +4,16 @@
 //! acknowledgements, recreated by the client after a gap), filtered on a subject. It stops where
 //! the stream ended when the scan began, or earlier when the consumer has nothing more pending
 //! or the caller has seen enough, so that a busy stream does not keep an audit running.
+//!
+//! Every scan deletes its consumer when it ends, however it ends, so that audits run one after
+//! the other leave no consumers behind on the stream. A consumer the client recreated after a
+//! gap has a name of the client's making; if one is left, the server removes it once it has been
+//! idle for its inactive threshold (30 seconds).
 
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::push::OrderedConfig;
-use async_nats::jetstream::consumer::DeliverPolicy;
+use async_nats::jetstream::consumer::{Consumer, DeliverPolicy};
 use async_nats::jetstream::context::{ContextBuilder, GetStreamErrorKind};
 use async_nats::jetstream::{self, stream::Stream, ErrorCode};
 use bytes::Bytes;
@@ -100,12 +105,13 @@ impl Audit {
 
     /// Reads the messages on `filter` from `start` in stream order and hands each to `visit`,
     /// until `visit` stops, nothing matching is pending, or the position where the stream ended
-    /// when the scan began is reached. Returns the number of messages read.
+    /// when the scan began is reached, then deletes the consumer. Returns the number of messages
+    /// read.
     pub(crate) async fn scan<F>(
         &self,
         filter: String,
         start: DeliverPolicy,
-        mut visit: F,
+        visit: F,
     ) -> Result<u64, AuditError>
     where
         F: FnMut(StoredEvent) -> Result<Flow, AuditError>,
@@ -127,57 +133,26 @@ impl Audit {
             .stream
             .create_consumer(OrderedConfig {
                 deliver_subject: self.client.new_inbox(),
+                description: Some("csmp audit read".to_owned()),
                 filter_subject: filter.clone(),
                 deliver_policy: start,
                 ..Default::default()
             })
             .await
             .map_err(|err| AuditError::unavailable("create an ordered consumer")(Box::new(err)))?;
-        if consumer.cached_info().num_pending == 0 {
-            debug!(filter = %filter, "nothing to read");
-            return Ok(0);
-        }
-        let mut messages = consumer
-            .messages()
-            .await
-            .map_err(|err| AuditError::unavailable("read the stream")(Box::new(err)))?;
+        let name = consumer.cached_info().name.clone();
 
-        // 3. Message by message until the end known in step 1.
-        let mut read = 0;
-        loop {
-            let next = tokio::time::timeout(IDLE_TIMEOUT, messages.next()).await.map_err(|_| {
-                AuditError::unavailable("read the stream")(
-                    format!("no message within {} seconds", IDLE_TIMEOUT.as_secs()).into(),
-                )
-            })?;
-            let message = match next {
-                Some(Ok(message)) => message,
-                Some(Err(err)) => {
-                    return Err(AuditError::unavailable("read the stream")(Box::new(err)))
-                }
-                None => {
-                    return Err(AuditError::unavailable("read the stream")(
-                        "the ordered consumer ended".into(),
-                    ))
-                }
-            };
-            let info = message
-                .info()
-                .map_err(|err| AuditError::unavailable("read a message's position")(err))?;
-            let (position, pending) = (info.stream_sequence, info.pending);
-            let stored_at = to_chrono(info.published);
-            read += 1;
-            debug!(position, subject = %message.subject, "read stored event");
-            let flow = visit(StoredEvent {
-                position,
-                subject: message.subject.to_string(),
-                body: message.payload.clone(),
-                stored_at,
-            })?;
-            if flow == Flow::Stop || pending == 0 || position >= end {
-                return Ok(read);
-            }
+        // 3. The messages, then the consumer deleted whatever the read came to.
+        let read = if consumer.cached_info().num_pending == 0 {
+            debug!(filter = %filter, "nothing to read");
+            Ok(0)
+        } else {
+            read_until(consumer, end, visit).await
+        };
+        if let Err(err) = self.stream.delete_consumer(&name).await {
+            debug!(consumer = %name, cause = %err, "audit consumer not deleted");
         }
+        read
     }
 
     /// Every stored message of one ticket's subject, in stream order.
@@ -192,6 +167,57 @@ impl Audit {
         })
         .await?;
         Ok(events)
+    }
+}
+
+/// Hands the consumer's messages to `visit` until it stops, nothing more is pending, or the
+/// position `end` is reached; the consumer's subscription ends with the call.
+async fn read_until<F>(
+    consumer: Consumer<OrderedConfig>,
+    end: u64,
+    mut visit: F,
+) -> Result<u64, AuditError>
+where
+    F: FnMut(StoredEvent) -> Result<Flow, AuditError>,
+{
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|err| AuditError::unavailable("read the stream")(Box::new(err)))?;
+    let mut read = 0;
+    loop {
+        let next = tokio::time::timeout(IDLE_TIMEOUT, messages.next()).await.map_err(|_| {
+            AuditError::unavailable("read the stream")(
+                format!("no message within {} seconds", IDLE_TIMEOUT.as_secs()).into(),
+            )
+        })?;
+        let message = match next {
+            Some(Ok(message)) => message,
+            Some(Err(err)) => {
+                return Err(AuditError::unavailable("read the stream")(Box::new(err)))
+            }
+            None => {
+                return Err(AuditError::unavailable("read the stream")(
+                    "the ordered consumer ended".into(),
+                ))
+            }
+        };
+        let info = message
+            .info()
+            .map_err(|err| AuditError::unavailable("read a message's position")(err))?;
+        let (position, pending) = (info.stream_sequence, info.pending);
+        let stored_at = to_chrono(info.published);
+        read += 1;
+        debug!(position, subject = %message.subject, "read stored event");
+        let flow = visit(StoredEvent {
+            position,
+            subject: message.subject.to_string(),
+            body: message.payload.clone(),
+            stored_at,
+        })?;
+        if flow == Flow::Stop || pending == 0 || position >= end {
+            return Ok(read);
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! Verifying the stream: every ticket's versions without gaps and its hash chain unbroken.
 //!
 //! The [`Verifier`] takes stored messages in stream order and keeps, per ticket subject, the
-//! highest version seen and that event's hash. For each event it checks:
+//! highest version seen and that event's hash. The services store nothing but ticket events, on
+//! `<prefix>.<tenant>.ticket.<ticket id>`, while the stream takes every subject under the
+//! prefix; a message on any other subject is *stray*. For each event it checks:
 //!
 //! - the body is a JSON object with a version, and names the tenant and ticket of its subject;
 //! - it decodes as an event this version understands;
@@ -16,7 +18,9 @@
 //!
 //! Events stored before the hash chain existed carry neither field; they are counted apart and
 //! only their versions are checked, and the first chained event after them must name the hash
-//! computed from the last of them.
+//! computed from the last of them. An event without the fields after chained ones is counted
+//! only as unchained. A version has no successor past `u64::MAX`: any event of the ticket after
+//! that one is reordered or a duplicate.
 //!
 //! What the chain cannot show: the newest event of a ticket rewritten together with a freshly
 //! computed `hash` leaves no trace, as no later event names its hash. Only an anchor kept
@@ -60,7 +64,10 @@ impl fmt::Display for VerifyScope {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ProblemKind {
-    /// The subject is not a ticket's, or the body is not a JSON object with a version.
+    /// The message is stored on a subject under the prefix that is not a ticket's: nothing the
+    /// services write.
+    Stray { subject: String },
+    /// The body is not a JSON object with a version.
     Unreadable { detail: String },
     /// The body is not an event this version decodes.
     Undecodable { detail: String },
@@ -86,6 +93,9 @@ pub enum ProblemKind {
 impl fmt::Display for ProblemKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ProblemKind::Stray { subject } => {
+                write!(f, "stray: stored on {subject}, which is not a ticket's subject")
+            }
             ProblemKind::Unreadable { detail } => write!(f, "unreadable: {detail}"),
             ProblemKind::Undecodable { detail } => write!(f, "undecodable: {detail}"),
             ProblemKind::Misplaced { detail } => write!(f, "misplaced: {detail}"),
@@ -155,13 +165,16 @@ impl fmt::Display for Problem {
 pub struct VerifyReport {
     /// What was verified: `all tenants` or `tenant <id>`.
     pub scope: String,
+    /// Messages read, on any subject in scope.
+    pub messages: u64,
     /// Ticket subjects seen.
     pub tickets: u64,
-    /// Events read.
+    /// Messages on ticket subjects, readable or not; the other messages are stray.
     pub events: u64,
     /// Events with hash fields.
     pub chained_events: u64,
-    /// Readable events stored before the hash chain existed, without hash fields.
+    /// Readable events stored before the hash chain existed: without hash fields, and before
+    /// any event of their ticket that has them.
     pub pre_chain_events: u64,
     /// The last position read; 0 when there was nothing to read.
     pub last_position: u64,
@@ -178,12 +191,13 @@ impl VerifyReport {
     /// The report as text: a summary line, then every problem on a line of its own.
     pub fn render_text(&self) -> String {
         let mut out = format!(
-            "verified {} up to position {}: {} tickets, {} events ({} chained, {} from before \
-             the hash chain)\n",
+            "verified {} up to position {}: {} messages, {} events of {} tickets ({} chained, {} \
+             from before the hash chain)\n",
             self.scope,
             self.last_position,
-            self.tickets,
+            self.messages,
             self.events,
+            self.tickets,
             self.chained_events,
             self.pre_chain_events
         );
@@ -252,7 +266,8 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// A verifier for the subjects `<subject_prefix>.<tenant>.ticket.<ticket id>`.
+    /// A verifier for the events on `<subject_prefix>.<tenant>.ticket.<ticket id>`; messages on
+    /// other subjects are stray.
     pub fn new(subject_prefix: &str) -> Verifier {
         Verifier {
             subject_prefix: format!("{subject_prefix}."),
@@ -261,15 +276,16 @@ impl Verifier {
         }
     }
 
-    /// Checks the event stored at `position` on `subject` with `body`.
+    /// Checks the message stored at `position` on `subject` with `body`.
     pub fn check(&mut self, position: u64, subject: &str, body: &[u8]) {
-        self.report.events += 1;
+        self.report.messages += 1;
         self.report.last_position = self.report.last_position.max(position);
         let Some((tenant, ticket)) = self.ticket_of(subject) else {
-            let detail = format!("subject {subject} is not a ticket's");
-            self.problem(position, "?", "?", None, ProblemKind::Unreadable { detail });
+            let subject = subject.to_owned();
+            self.problem(position, "?", "?", None, ProblemKind::Stray { subject });
             return;
         };
+        self.report.events += 1;
 
         // 1. A JSON object with a version.
         let value = match serde_json::from_slice::<Value>(body) {
@@ -312,17 +328,17 @@ impl Verifier {
         let computed = event_hash(&value);
         let has_hash = value.get(HASH_FIELD).is_some();
         let linked = has_hash || value.get(PREV_HASH_FIELD).is_some();
-        if has_hash {
-            self.report.chained_events += 1;
-        } else {
-            self.report.pre_chain_events += 1;
-        }
         let subject_key = subject.to_owned();
         let chain = self.tickets.entry(subject_key.clone()).or_insert_with(|| TicketChain {
             tenant: tenant.clone(),
             ticket: ticket.clone(),
             ..TicketChain::default()
         });
+        if has_hash {
+            self.report.chained_events += 1;
+        } else if !linked && !chain.chained {
+            self.report.pre_chain_events += 1;
+        }
         let mut found = Vec::new();
         let own_hash = match value.get(HASH_FIELD) {
             Some(Value::String(stored)) => {
@@ -349,37 +365,40 @@ impl Verifier {
             }
         };
 
-        // 4. The version and the link to the previous event.
-        let next = chain.max_version + 1;
-        if version == next {
-            if linked {
-                let prev = value.get(PREV_HASH_FIELD).unwrap_or(&Value::Null);
-                let expected = (version > 1).then(|| chain.last_hash.clone());
-                let found_hash = match prev {
-                    Value::Null => None,
-                    Value::String(hash) => Some(hash.clone()),
-                    other => Some(other.to_string()),
-                };
-                if found_hash != expected || !(prev.is_null() || prev.is_string()) {
-                    found.push(ProblemKind::ChainBroken { expected, found: found_hash });
+        // 4. The version and the link to the previous event. Past `u64::MAX` there is no next
+        // version, so whatever follows it fills a gap or repeats a version.
+        match chain.max_version.checked_add(1) {
+            Some(next) if version == next => {
+                if linked {
+                    let prev = value.get(PREV_HASH_FIELD).unwrap_or(&Value::Null);
+                    let expected = (version > 1).then(|| chain.last_hash.clone());
+                    let found_hash = match prev {
+                        Value::Null => None,
+                        Value::String(hash) => Some(hash.clone()),
+                        other => Some(other.to_string()),
+                    };
+                    if found_hash != expected || !(prev.is_null() || prev.is_string()) {
+                        found.push(ProblemKind::ChainBroken { expected, found: found_hash });
+                    }
                 }
+                chain.max_version = version;
+                chain.last_hash = own_hash;
             }
-            chain.max_version = version;
-            chain.last_hash = own_hash;
-        } else if version > next {
-            let gap = Gap {
-                last: version - 1,
-                position,
-                after_version: chain.max_version,
-                next_version: version,
-            };
-            chain.gaps.insert(next, gap);
-            chain.max_version = version;
-            chain.last_hash = own_hash;
-        } else if chain.fill(version) {
-            found.push(ProblemKind::Reordered { after_version: chain.max_version });
-        } else {
-            found.push(ProblemKind::Duplicate);
+            Some(next) if version > next => {
+                let gap = Gap {
+                    last: version - 1,
+                    position,
+                    after_version: chain.max_version,
+                    next_version: version,
+                };
+                chain.gaps.insert(next, gap);
+                chain.max_version = version;
+                chain.last_hash = own_hash;
+            }
+            _ if chain.fill(version) => {
+                found.push(ProblemKind::Reordered { after_version: chain.max_version });
+            }
+            _ => found.push(ProblemKind::Duplicate),
         }
         chain.chained |= has_hash;
 
@@ -441,21 +460,24 @@ impl Verifier {
 }
 
 impl Audit {
-    /// Reads every ticket event in `scope` from the start of the stream up to where it ends now
-    /// and verifies it (see the module doc). Problems are findings in the report, not errors:
+    /// Reads every message in `scope` (`<prefix>.>`, or `<prefix>.<tenant>.>` for one tenant)
+    /// from the start of the stream up to where it ends now and verifies it (see the module
+    /// doc). Problems are findings in the report, not errors:
     /// an error means the stream could not be read.
     pub async fn verify(&self, scope: &VerifyScope) -> Result<VerifyReport, AuditError> {
-        let prefix = &self.config().subject_prefix;
+        // Every subject the stream takes in scope, not only tickets': the projectors read them
+        // all, so a stray message must show here too.
+        let config = self.config();
         let filter = match scope {
-            VerifyScope::All => format!("{prefix}.*.ticket.>"),
-            VerifyScope::Tenant(tenant) => format!("{prefix}.{tenant}.ticket.>"),
+            VerifyScope::All => config.all_subjects(),
+            VerifyScope::Tenant(tenant) => config.tenant_subjects(tenant),
         };
-        let mut verifier = Verifier::new(prefix);
+        let mut verifier = Verifier::new(&config.subject_prefix);
         let mut next_progress = PROGRESS_EVERY;
         self.scan(filter, DeliverPolicy::All, |event| {
             verifier.check(event.position, &event.subject, &event.body);
-            if verifier.report.events == next_progress {
-                info!(events = verifier.report.events, position = event.position, "verifying");
+            if verifier.report.messages == next_progress {
+                info!(messages = verifier.report.messages, position = event.position, "verifying");
                 next_progress += PROGRESS_EVERY;
             }
             Ok(Flow::Continue)
@@ -465,6 +487,7 @@ impl Audit {
         report.scope = scope.to_string();
         info!(
             scope = %report.scope,
+            messages = report.messages,
             events = report.events,
             problems = report.problems.len(),
             "verification done"

@@ -77,6 +77,7 @@ fn an_intact_chain_has_no_problems() {
 
     let report = verify(&events);
 
+    assert_eq!(report.messages, 4);
     assert_eq!(report.tickets, 1);
     assert_eq!(report.events, 4);
     assert_eq!(report.chained_events, 4);
@@ -195,7 +196,41 @@ fn a_repeated_version_and_stripped_hash_fields_are_reported() {
         report.problems,
         vec![problem(4, 4, ProblemKind::Unchained), problem(5, 2, ProblemKind::Duplicate)]
     );
-    assert_eq!((report.chained_events, report.pre_chain_events), (4, 1));
+    // The stripped event is unchained, not from before the chain; the duplicate has its hash.
+    assert_eq!((report.events, report.chained_events, report.pre_chain_events), (5, 4, 0));
+}
+
+#[test]
+fn versions_after_the_highest_possible_one_are_reordered_or_duplicates() {
+    let mut events = ticket_events();
+    // Version 2 raised to the last u64 and hashed afresh, so only the versions are wrong.
+    events[1].body["version"] = json!(u64::MAX);
+    let rehashed = event_hash(&events[1].body);
+    events[1].body["hash"] = json!(rehashed);
+    let again =
+        Stored { position: 5, subject: events[1].subject.clone(), body: events[1].body.clone() };
+    events.push(again);
+
+    let report = verify(&events);
+
+    let after = u64::MAX;
+    let removed =
+        |first, last| ProblemKind::Removed { first, last, after_version: 1, next_version: after };
+    assert_eq!(
+        report.problems,
+        vec![
+            problem(2, 2, removed(2, 2)),
+            problem(2, 5, removed(5, after - 1)),
+            problem(3, 3, ProblemKind::Reordered { after_version: after }),
+            problem(4, 4, ProblemKind::Reordered { after_version: after }),
+            problem(5, after, ProblemKind::Duplicate),
+        ]
+    );
+    assert_eq!(
+        report.problems[1].kind.to_string(),
+        "removed: versions 5 to 18446744073709551614 are missing (version 18446744073709551615 \
+         follows version 1)"
+    );
 }
 
 #[test]
@@ -213,8 +248,7 @@ fn bodies_that_are_not_events_or_stored_on_another_ticket_are_reported() {
     let report = verifier.finish();
 
     let other = ticket_id(2).0.to_string();
-    assert_eq!(report.tickets, 2);
-    assert_eq!(report.events, 6);
+    assert_eq!((report.messages, report.events, report.tickets), (6, 5, 2));
     assert_eq!(report.problems.len(), 4);
     assert_eq!(
         report.problems[0],
@@ -247,8 +281,47 @@ fn bodies_that_are_not_events_or_stored_on_another_ticket_are_reported() {
     );
     assert_eq!(
         report.problems[3].to_string(),
-        "position 6: tenant ?, ticket ?: unreadable: subject csmp.acme.queue is not a ticket's"
+        "position 6: tenant ?, ticket ?: stray: stored on csmp.acme.queue, which is not a \
+         ticket's subject"
     );
+}
+
+#[test]
+fn messages_on_subjects_that_are_not_a_tickets_are_stray_and_not_events() {
+    let events = ticket_events();
+    let mut verifier = Verifier::new(PREFIX);
+    verifier.check(1, "csmp.acme.notes", br#"{"x":1}"#);
+    for event in &events {
+        let body = serde_json::to_vec(&event.body).unwrap();
+        verifier.check(event.position + 1, &event.subject, &body);
+    }
+    verifier.check(6, "csmp.acme.ticket", b"x");
+    verifier.check(7, "csmp.foo", b"garbage");
+    verifier.check(8, "elsewhere.acme.ticket.1", b"{}");
+
+    let report = verifier.finish();
+
+    let stray = |position: u64, subject: &str| Problem {
+        position,
+        tenant: "?".into(),
+        ticket: "?".into(),
+        version: None,
+        kind: ProblemKind::Stray { subject: subject.into() },
+    };
+    assert_eq!(
+        report.problems,
+        vec![
+            stray(1, "csmp.acme.notes"),
+            stray(6, "csmp.acme.ticket"),
+            stray(7, "csmp.foo"),
+            stray(8, "elsewhere.acme.ticket.1"),
+        ]
+    );
+    assert_eq!(
+        (report.messages, report.events, report.tickets, report.chained_events),
+        (8, 4, 1, 4)
+    );
+    assert_eq!(report.last_position, 8);
 }
 
 #[test]
@@ -261,9 +334,9 @@ fn the_report_reads_as_a_summary_and_one_line_per_problem() {
     assert_eq!(
         report.render_text(),
         format!(
-            "verified tenant acme up to position 4: 1 tickets, 3 events (3 chained, 0 from \
-             before the hash chain)\n1 problem:\n  position 3: tenant acme, ticket {}, version \
-             2: removed: version 2 is missing (version 3 follows version 1)\n",
+            "verified tenant acme up to position 4: 3 messages, 3 events of 1 tickets (3 \
+             chained, 0 from before the hash chain)\n1 problem:\n  position 3: tenant acme, \
+             ticket {}, version 2: removed: version 2 is missing (version 3 follows version 1)\n",
             ticket_id(1).0
         )
     );

@@ -50,6 +50,7 @@ async fn a_clean_stream_verifies_for_all_tenants_and_for_one() {
         all,
         VerifyReport {
             scope: "all tenants".into(),
+            messages: 7,
             tickets: 3,
             events: 7,
             chained_events: 7,
@@ -61,8 +62,8 @@ async fn a_clean_stream_verifies_for_all_tenants_and_for_one() {
     assert_eq!((acme.tickets, acme.events, acme.last_position), (2, 6, 6));
     assert_eq!(
         acme.render_text(),
-        "verified tenant acme up to position 6: 2 tickets, 6 events (6 chained, 0 from before \
-         the hash chain)\nno problems found\n"
+        "verified tenant acme up to position 6: 6 messages, 6 events of 2 tickets (6 chained, 0 \
+         from before the hash chain)\nno problems found\n"
     );
 }
 
@@ -130,4 +131,51 @@ async fn two_events_of_a_ticket_swapped_in_a_copy_are_reported_as_reordered() {
         vec![ticket_one_problem(4, 2, ProblemKind::Reordered { after_version: 3 })]
     );
     assert!(!report.is_clean());
+}
+
+#[tokio::test]
+async fn messages_on_other_subjects_under_the_prefix_are_reported_as_stray() {
+    let stream = TestStream::new("audit_verify_stray");
+    three_tickets(&stream).await;
+    let js = async_nats::jetstream::new(async_nats::connect(&stream.nats_url).await.unwrap());
+    let prefix = &stream.subject_prefix;
+    let strays = [
+        (format!("{prefix}.acme.notes"), &br#"{"x":1}"#[..]),
+        (format!("{prefix}.acme.ticket"), &b"x"[..]),
+        (format!("{prefix}.foo"), &b"garbage"[..]),
+    ];
+    for (subject, body) in &strays {
+        let ack = js.publish(subject.clone(), body.to_vec().into()).await.unwrap();
+        ack.await.expect("the stream stores the message");
+    }
+    let audit = audit(&stream).await;
+
+    let all = audit.verify(&VerifyScope::All).await.unwrap();
+    let acme = audit.verify(&VerifyScope::Tenant(tenant("acme"))).await.unwrap();
+
+    let stray = |position: u64, subject: &str| Problem {
+        position,
+        tenant: "?".into(),
+        ticket: "?".into(),
+        version: None,
+        kind: ProblemKind::Stray { subject: subject.into() },
+    };
+    let (notes, bare, foo) = (&strays[0].0, &strays[1].0, &strays[2].0);
+    assert_eq!(all.problems, vec![stray(8, notes), stray(9, bare), stray(10, foo)]);
+    assert_eq!((all.messages, all.events, all.tickets, all.last_position), (10, 7, 3, 10));
+    assert_eq!(acme.problems, vec![stray(8, notes), stray(9, bare)]);
+    assert_eq!((acme.messages, acme.events, acme.tickets, acme.last_position), (8, 6, 2, 9));
+    assert_eq!(
+        all.render_text().lines().take(3).collect::<Vec<_>>(),
+        [
+            "verified all tenants up to position 10: 10 messages, 7 events of 3 tickets (7 \
+             chained, 0 from before the hash chain)"
+                .to_owned(),
+            "3 problems:".to_owned(),
+            format!(
+                "  position 8: tenant ?, ticket ?: stray: stored on {notes}, which is not a \
+                 ticket's subject"
+            ),
+        ]
+    );
 }

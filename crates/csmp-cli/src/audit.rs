@@ -7,7 +7,8 @@
 //!   exits non-zero when anything is wrong.
 //!
 //! The work is done by `csmp-audit`; this module parses flags, connects and prints. Times are
-//! RFC 3339. `docs/operations.md` shows each with examples.
+//! RFC 3339. A reader of standard output that goes away (`| head -1`) ends the output, not the
+//! command with an error. `docs/operations.md` shows each with examples.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -123,6 +124,16 @@ pub enum By {
 
 /// Runs one `csmp audit` subcommand.
 pub async fn run(global: &GlobalArgs, args: AuditArgs) -> anyhow::Result<()> {
+    // Refused before connecting, so that the answer does not depend on NATS being up.
+    if let AuditCommand::Export(export) = &args.command {
+        if export.from >= export.to {
+            anyhow::bail!(
+                "--from {} is not before --to {}",
+                rfc3339(export.from),
+                rfc3339(export.to)
+            );
+        }
+    }
     let client = async_nats::connect(&global.nats_url)
         .await
         .with_context(|| format!("failed to connect to NATS at {}", global.nats_url))?;
@@ -134,7 +145,7 @@ pub async fn run(global: &GlobalArgs, args: AuditArgs) -> anyhow::Result<()> {
                 Format::Text => history::render_text(&ticket.tenant, ticket.ticket, &entries),
                 Format::Json => history::render_json_lines(&entries),
             };
-            print_out(&out)
+            print_out(&out).map(drop)
         }
         AuditCommand::State { ticket, at, by, format } => {
             let basis = match by {
@@ -146,7 +157,7 @@ pub async fn run(global: &GlobalArgs, args: AuditArgs) -> anyhow::Result<()> {
                 Format::Text => state.render_text(),
                 Format::Json => state.to_json().to_string() + "\n",
             };
-            print_out(&out)
+            print_out(&out).map(drop)
         }
         AuditCommand::Export(args) => export(&audit, args).await,
         AuditCommand::Verify(args) => verify(global, &audit, client, args).await,
@@ -154,20 +165,23 @@ pub async fn run(global: &GlobalArgs, args: AuditArgs) -> anyhow::Result<()> {
 }
 
 async fn export(audit: &Audit, args: ExportArgs) -> anyhow::Result<()> {
-    if args.from >= args.to {
-        anyhow::bail!("--from {} is not before --to {}", rfc3339(args.from), rfc3339(args.to));
-    }
     let query = ExportQuery {
         clock_margin: chrono::Duration::seconds(i64::from(args.clock_margin_secs)),
         ..ExportQuery::new(args.tenant, args.from, args.to)
     };
-    let summary = match &args.output {
+    let exported = match &args.output {
         Some(path) => {
             let file = File::create(path)
                 .with_context(|| format!("failed to create --output {}", path.display()))?;
-            audit.export(&query, &mut BufWriter::new(file)).await?
+            audit.export(&query, &mut BufWriter::new(file)).await
         }
-        None => audit.export(&query, &mut BufWriter::new(std::io::stdout())).await?,
+        None => audit.export(&query, &mut BufWriter::new(std::io::stdout())).await,
+    };
+    let summary = match exported {
+        Ok(summary) => summary,
+        // The reader has what it wanted; a summary of a cut-off export would mislead.
+        Err(err) if err.is_broken_pipe() => return Ok(()),
+        Err(err) => return Err(err.into()),
     };
     let positions = match (summary.first_position, summary.last_position) {
         (Some(first), Some(last)) => format!(" (positions {first} to {last})"),
@@ -199,16 +213,17 @@ async fn verify(
     // 1. The event stream: every ticket's versions and hash chain.
     let scope = args.tenant.map_or(VerifyScope::All, VerifyScope::Tenant);
     let report = audit.verify(&scope).await?;
-    match args.format {
+    let output = match args.format {
         Format::Text => print_out(&report.render_text())?,
         Format::Json => print_out(&(serde_json::to_string(&report)? + "\n"))?,
-    }
+    };
     if !report.is_clean() {
         failures.push(format!("the event stream has {} problems", report.problems.len()));
     }
 
-    // 2. The read models: each equals a rebuild from the stream, table by table.
-    if !args.stream_only {
+    // 2. The read models: each equals a rebuild from the stream, table by table. Their report
+    // goes to standard output too, so without a reader there is no one to compare them for.
+    if !args.stream_only && output == Output::Open {
         let kinds = csmp_projector::ProjectorKind::ALL;
         let different =
             crate::projection::verify_read_models(global, client, &kinds, READ_MODEL_BATCH).await?;
@@ -223,9 +238,24 @@ async fn verify(
     Ok(())
 }
 
-fn print_out(text: &str) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes()).and_then(|()| out.flush()).context("failed to write the output")
+/// Whether standard output still has a reader after a write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Output {
+    Open,
+    /// The reader went away (a broken pipe): the output ends, without an error.
+    Closed,
+}
+
+fn print_out(text: &str) -> anyhow::Result<Output> {
+    write_out(&mut std::io::stdout().lock(), text)
+}
+
+fn write_out(out: &mut impl Write, text: &str) -> anyhow::Result<Output> {
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(Output::Open),
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(Output::Closed),
+        Err(err) => Err(err).context("failed to write the output"),
+    }
 }
 
 fn rfc3339(at: DateTime<Utc>) -> String {
@@ -268,5 +298,31 @@ mod tests {
             parse_ticket("42").unwrap_err(),
             "invalid ticket_id: \"42\" is not a UUID: invalid length: found 2"
         );
+    }
+
+    /// A writer that fails every write with `kind`.
+    struct Failing(std::io::ErrorKind);
+
+    impl Write for Failing {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(self.0.into())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_reader_going_away_ends_the_output_and_other_write_failures_are_errors() {
+        let mut written = Vec::new();
+
+        let open = write_out(&mut written, "line\n").unwrap();
+        let closed = write_out(&mut Failing(std::io::ErrorKind::BrokenPipe), "line\n").unwrap();
+        let full = write_out(&mut Failing(std::io::ErrorKind::StorageFull), "line\n").unwrap_err();
+
+        assert_eq!((open, closed), (Output::Open, Output::Closed));
+        assert_eq!(written, b"line\n");
+        assert_eq!(format!("{full:#}"), "failed to write the output: no storage space");
     }
 }
