@@ -6,7 +6,7 @@ use csmp_proto::v1::ticket_commands_server::{TicketCommandsServer, SERVICE_NAME}
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
-use tracing::{error, info};
+use tracing::info;
 
 use crate::service::CommandService;
 
@@ -25,14 +25,7 @@ pub async fn serve(
     health.set_serving::<TicketCommandsServer<CommandService>>().await;
 
     // Reflection is a convenience for tools such as grpcurl; the commands work without it.
-    let reflection_v1 = reflection("grpc.reflection.v1.ServerReflection")
-        .build_v1()
-        .inspect_err(|err| error!(cause = %err, "reflection v1 is not served"))
-        .ok();
-    let reflection_v1alpha = reflection("grpc.reflection.v1alpha.ServerReflection")
-        .build_v1alpha()
-        .inspect_err(|err| error!(cause = %err, "reflection v1alpha is not served"))
-        .ok();
+    let (reflection_v1, reflection_v1alpha) = csmp_proto::reflection(&[SERVICE_NAME]);
 
     // Health turns to NOT_SERVING as soon as shutdown begins, so that balancers stop sending.
     let reporter = health.clone();
@@ -52,15 +45,4 @@ pub async fn serve(
         .add_service(TicketCommandsServer::new(service))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
-}
-
-/// A reflection service that describes the services this server runs: the descriptor set of
-/// `csmp.v1` also holds the query service, which runs elsewhere.
-fn reflection(own_name: &str) -> tonic_reflection::server::Builder<'static> {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(csmp_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .with_service_name(SERVICE_NAME)
-        .with_service_name("grpc.health.v1.Health")
-        .with_service_name(own_name)
 }

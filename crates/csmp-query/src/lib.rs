@@ -127,15 +127,16 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<TicketQueriesServer<QueryService>>().await;
     health.set_serving::<EventFeedServer<FeedService>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(csmp_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .expect("the compiled file descriptor set is valid");
+    let (reflection_v1, reflection_v1alpha) = csmp_proto::reflection(&[
+        csmp_proto::v1::ticket_queries_server::SERVICE_NAME,
+        csmp_proto::v1::event_feed_server::SERVICE_NAME,
+    ]);
     // Without TCP_NODELAY an answer's trailers wait for the client's delayed acknowledgement.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .add_service(health_service)
-        .add_service(reflection)
+        .add_optional_service(reflection_v1)
+        .add_optional_service(reflection_v1alpha)
         .add_service(TicketQueriesServer::new(service))
         .add_service(feed.into_server())
         .serve_with_incoming_shutdown(incoming, shutdown)

@@ -89,8 +89,8 @@ async fn the_query_server_serves_the_event_feed_with_health_and_reflection() {
         names,
         [
             "csmp.v1.EventFeed",
-            "csmp.v1.TicketCommands",
             "csmp.v1.TicketQueries",
+            "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection"
         ]
     );
