@@ -14,6 +14,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
+use crate::projection::Details;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
@@ -215,21 +216,39 @@ async fn verify(
     let report = audit.verify(&scope).await?;
     let output = match args.format {
         Format::Text => print_out(&report.render_text())?,
-        Format::Json => print_out(&(serde_json::to_string(&report)? + "\n"))?,
+        Format::Json => Output::Open,
     };
     if !report.is_clean() {
         failures.push(format!("the event stream has {} problems", report.problems.len()));
     }
 
     // 2. The read models: each equals a rebuild from the stream, table by table. Their report
-    // goes to standard output too, so without a reader there is no one to compare them for.
+    // goes to standard output too (to standard error with JSON), so without a reader there is
+    // no one to compare them for.
+    let mut verdicts = Vec::new();
     if !args.stream_only && output == Output::Open {
         let kinds = csmp_projector::ProjectorKind::ALL;
-        let different =
-            crate::projection::verify_read_models(global, client, &kinds, READ_MODEL_BATCH).await?;
+        let details = match args.format {
+            Format::Text => Details::Stdout,
+            Format::Json => Details::Stderr,
+        };
+        verdicts = crate::projection::verify_read_models(
+            global,
+            client,
+            &kinds,
+            READ_MODEL_BATCH,
+            details,
+        )
+        .await?;
+        let different: Vec<&str> =
+            verdicts.iter().filter(|v| !v.equal).map(|v| v.read_model).collect();
         if !different.is_empty() {
             failures.push(format!("read models differ from a rebuild: {}", different.join(", ")));
         }
+    }
+    if args.format == Format::Json {
+        let both = serde_json::json!({ "stream": report, "read_models": verdicts });
+        print_out(&(both.to_string() + "\n"))?;
     }
 
     if !failures.is_empty() {

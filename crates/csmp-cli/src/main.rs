@@ -11,7 +11,7 @@ mod sla;
 mod shift;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 use csmp_eventstore::EventStoreConfig;
@@ -142,7 +142,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             services::projector(&global, &kind, batch_size).await
         }
         Commands::QueryService { listen } => services::query_service(&global, listen).await,
-        Commands::Import(args) => run::import(&args.import, &args.command_url).await.map(|_| ()),
+        Commands::Import(args) => {
+            run::import(&args.import, &args.command_url, Path::new("out")).await.map(|_| ())
+        }
         Commands::Shift(args) => run::shift(&args).await.map(|_| ()),
         Commands::SlaPolicy { tenant, scale_down } => {
             services::set_sla_policy(&global, &tenant, scale_down).await

@@ -140,15 +140,32 @@ async fn verify(
     kinds: &[ProjectorKind],
     batch_size: usize,
 ) -> anyhow::Result<()> {
-    let different = verify_read_models(global, nats, kinds, batch_size).await?;
+    let verdicts = verify_read_models(global, nats, kinds, batch_size, Details::Stdout).await?;
+    let different: Vec<&str> = verdicts.iter().filter(|v| !v.equal).map(|v| v.read_model).collect();
     if !different.is_empty() {
         anyhow::bail!("read models differ from a rebuild: {}", different.join(", "));
     }
     Ok(())
 }
 
+/// Where the table-by-table comparisons go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Details {
+    Stdout,
+    /// Standard output is kept for a machine-readable report.
+    Stderr,
+}
+
+/// The outcome of comparing one read model with a rebuild.
+#[derive(Clone, Debug, serde::Serialize)]
+pub(crate) struct Verdict {
+    pub read_model: &'static str,
+    pub position: u64,
+    pub equal: bool,
+}
+
 /// Rebuilds each read model of `kinds` into a scratch schema up to the live position, prints
-/// the table-by-table comparison, and returns the names of those that differ.
+/// the table-by-table comparison, and returns each read model's verdict.
 ///
 /// SIGINT or SIGTERM stops the verification in progress, drops its scratch schema and ends the
 /// process (see the module documentation).
@@ -157,9 +174,10 @@ pub(crate) async fn verify_read_models(
     nats: async_nats::Client,
     kinds: &[ProjectorKind],
     batch_size: usize,
-) -> anyhow::Result<Vec<&'static str>> {
+    details: Details,
+) -> anyhow::Result<Vec<Verdict>> {
     let mut signals = Signals::listen()?;
-    let mut different = Vec::new();
+    let mut verdicts = Vec::new();
     for &kind in kinds {
         report_unfinished(global, kind).await;
         let bar = progress_bar(kind);
@@ -178,13 +196,19 @@ pub(crate) async fn verify_read_models(
         let report = report.with_context(|| format!("failed to verify {kind}"))?;
 
         let verdict = if report.is_equal() { "equal" } else { "DIFFERENT" };
-        println!("{kind} at position {}: {verdict}", report.position);
-        print!("{}", report.comparison);
-        if !report.is_equal() {
-            different.push(kind.name());
+        let text =
+            format!("{kind} at position {}: {verdict}\n{}", report.position, report.comparison);
+        match details {
+            Details::Stdout => print!("{text}"),
+            Details::Stderr => eprint!("{text}"),
         }
+        verdicts.push(Verdict {
+            read_model: kind.name(),
+            position: report.position,
+            equal: report.is_equal(),
+        });
     }
-    Ok(different)
+    Ok(verdicts)
 }
 
 fn progress_bar(kind: ProjectorKind) -> ProgressBar {

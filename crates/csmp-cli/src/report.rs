@@ -131,10 +131,14 @@ pub async fn tenant_section(
     };
     let at_risk = sla_total(Kind::AtRisk).await?.total;
     let breached = sla_total(Kind::Breached).await?;
-    writeln!(out, "\nSLA: tickets at risk {at_risk}, breached {}", breached.total)?;
     writeln!(
         out,
-        "SLA signals recorded: {} warnings, {} breaches",
+        "\nSLA now: {at_risk} tickets at risk, {} past a due time (measured at report time)",
+        breached.total
+    )?;
+    writeln!(
+        out,
+        "SLA signals recorded as events by the timer while it ran: {} warnings, {} breaches",
         breached.warnings_recorded, breached.breaches_recorded
     )?;
 

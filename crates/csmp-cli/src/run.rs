@@ -36,8 +36,9 @@ pub struct ImportArgs {
     #[arg(long, default_value = "standard")]
     pub customer_tier: String,
     /// Where rejected and failed rows are written, with their row numbers and reasons.
-    #[arg(long, default_value = "out/import-rejects.csv")]
-    pub rejects: PathBuf,
+    /// Default: import-rejects.csv in the output directory (out/, or `run`'s --out).
+    #[arg(long)]
+    pub rejects: Option<PathBuf>,
     /// Tickets imported concurrently.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
@@ -104,9 +105,11 @@ pub struct RunArgs {
 }
 
 /// Imports the export named by `args`; prints and returns the summary.
+/// Rejected rows go to `--rejects`, or else to `import-rejects.csv` in `out`.
 pub async fn import(
     args: &ImportArgs,
     command_url: &str,
+    out: &Path,
 ) -> anyhow::Result<csmp_import::ImportSummary> {
     let file = export_path(args.file.as_deref())?;
     let tenant = csmp_domain::TenantId::parse(&args.tenant)?;
@@ -123,14 +126,15 @@ pub async fn import(
         ..csmp_import::ImportOptions::default()
     };
     let summary = csmp_import::import(client, &plan, &options).await;
-    if let Some(dir) = args.rejects.parent() {
+    let rejects = args.rejects.clone().unwrap_or_else(|| out.join("import-rejects.csv"));
+    if let Some(dir) = rejects.parent() {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("failed to create {}", dir.display()))?;
     }
     summary
-        .write_rejects(&args.rejects)
-        .with_context(|| format!("failed to write {}", args.rejects.display()))?;
-    eprintln!("rejected and failed rows: {}", args.rejects.display());
+        .write_rejects(&rejects)
+        .with_context(|| format!("failed to write {}", rejects.display()))?;
+    eprintln!("rejected and failed rows: {}", rejects.display());
     println!("{summary}");
     Ok(summary)
 }
@@ -211,7 +215,7 @@ pub async fn main_job(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> 
         );
 
         // 2. Import.
-        let imported = import(&args.import, &command_url).await?;
+        let imported = import(&args.import, &command_url, &args.out).await?;
 
         // 3. The live shift, on a tenant with short SLA targets.
         crate::services::set_sla_policy(global, &args.shift_tenant, args.shift_sla_scale_down)

@@ -100,8 +100,12 @@ pub async fn ensure_stream(
         }
         Err(e) if is_stream_not_found(&e) => match js.create_stream(wanted.clone()).await {
             Ok(stream) => Ok(stream),
-            // Another service created it in between.
-            Err(_) => js.get_stream(&config.stream).await.map_err(|e| err(Box::new(e))),
+            // Another service created it in between; if not, the refusal says why (subjects
+            // that another stream takes, for one).
+            Err(refused) => match js.get_stream(&config.stream).await {
+                Ok(stream) => Ok(stream),
+                Err(_) => Err(err(Box::new(refused))),
+            },
         },
         // NATS is down or slow: creating would fail the same way.
         Err(e) => Err(err(Box::new(e))),
