@@ -27,7 +27,7 @@ use crate::rebuild::{
     read_checkpoint, unless_shutdown, Halt, RebuildPhase, RebuildProgress, Replay, Shutdown,
 };
 use crate::runner;
-use crate::schema::{check_schema_name, switch_lock};
+use crate::schema::{check_schema_name, hold_switch_lock};
 use crate::{ProjectorConfig, ProjectorKind};
 
 /// Tables never compared: the checkpoint and migration bookkeeping, and the SLA configuration,
@@ -400,12 +400,7 @@ async fn compare_at_live_checkpoint(
 
         // 2. The live projector held between batches; the copy brought to exactly its position.
         let tx = control.transaction().await.map_err(ProjectorError::postgres("begin verify"))?;
-        let (class, key) = switch_lock(kind);
-        let locked = async {
-            tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&class, &key])
-                .await
-                .map_err(ProjectorError::postgres("take the switch lock"))
-        };
+        let locked = hold_switch_lock(&tx, kind);
         unless_shutdown(shutdown, locked).await?;
         let live = read_checkpoint(&tx, live_schema).await?;
         replay.live_checkpoint = live;

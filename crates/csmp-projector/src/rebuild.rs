@@ -44,7 +44,7 @@ use tracing::{debug, info, warn};
 use crate::error::ProjectorError;
 use crate::runner::{self, AbortOnDrop, BatchEnd, Batches};
 use crate::schema::{
-    check_schema_name, migrate, migrate_schema, scratch_lock, switch_lock, SCRATCH_LOCK_CLASS,
+    check_schema_name, hold_switch_lock, migrate, migrate_schema, scratch_lock, SCRATCH_LOCK_CLASS,
 };
 use crate::{FaultInjection, ProjectorConfig, ProjectorKind};
 
@@ -210,12 +210,7 @@ async fn switch_when_caught_up(
 
         // 2. The switch lock: the live projector's next batch waits until the switch is done.
         let tx = control.transaction().await.map_err(ProjectorError::postgres("begin switch"))?;
-        let (class, key) = switch_lock(kind);
-        let locked = async {
-            tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&class, &key])
-                .await
-                .map_err(ProjectorError::postgres("take the switch lock"))
-        };
+        let locked = hold_switch_lock(&tx, kind);
         unless_shutdown(shutdown, locked).await?;
         let live = read_checkpoint(&tx, live_schema).await?;
         replay.live_checkpoint = live;

@@ -52,6 +52,19 @@ pub(crate) fn switch_lock(kind: ProjectorKind) -> (i32, i32) {
     (LOCK_CLASS, 6 + kind_index(kind))
 }
 
+/// Takes `kind`'s switch lock exclusively within `tx`, waiting for the live projector's batch
+/// in progress to end; held until `tx` ends.
+pub(crate) async fn hold_switch_lock(
+    tx: &tokio_postgres::Transaction<'_>,
+    kind: ProjectorKind,
+) -> Result<(), ProjectorError> {
+    let (class, key) = switch_lock(kind);
+    tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&class, &key])
+        .await
+        .map_err(ProjectorError::postgres("take the switch lock"))?;
+    Ok(())
+}
+
 /// High half of the session lock a rebuild or a verification holds on the schema it builds
 /// ("csmr"); the low half is the schema's oid. A `*_rebuild_*` or `*_verify_*` schema whose lock
 /// nobody holds was left by a process that died.
