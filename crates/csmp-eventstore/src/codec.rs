@@ -180,4 +180,24 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_refund_above_todays_limit_stays_readable_and_one_of_nothing_is_refused() {
+        let refund = |minor: i64| {
+            PRE_CHAIN_CLOSED.replace(
+                r#""event_type":"ticket.closed","payload":{}"#,
+                &format!(
+                    r#""event_type":"refund.issued","payload":{{"refund_id":"r-1",
+                    "amount":{{"amount_minor":{minor},"currency":"EUR"}},"reason":"x"}}"#
+                ),
+            )
+        };
+
+        assert!(decode(9, refund(2_000_000_000_000).as_bytes()).is_ok());
+        assert_eq!(
+            decode(9, refund(0).as_bytes()).unwrap_err().to_string(),
+            "message at stream position 9 is not a valid refund.issued event: refund amount 0 is \
+             not positive"
+        );
+    }
 }

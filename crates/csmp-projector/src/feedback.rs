@@ -406,7 +406,7 @@ fn fold(row: &mut FeedbackRow, event: &RecordedEvent, escalations: &mut Vec<Esca
             row.comment = feedback.comment.clone();
             row.sentiment = Some(feedback.sentiment);
             row.themes = feedback.themes.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",");
-            row.rated_at = Some(at);
+            row.rated_at = envelope.occurred_at;
         }
         _ => {}
     }

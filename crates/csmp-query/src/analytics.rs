@@ -97,7 +97,7 @@ pub(crate) async fn lowest_rated(
             "SELECT ticket_id, csat, nps, channel, category, product, agent, comment, sentiment,
                     themes
              FROM feedback.tickets WHERE tenant = $1 AND csat IS NOT NULL
-             ORDER BY csat, nps NULLS LAST, rated_at DESC, ticket_id LIMIT $2",
+             ORDER BY csat, nps NULLS LAST, rated_at DESC NULLS LAST, ticket_id LIMIT $2",
             &[&tenant, &limit],
         )
         .await
@@ -125,62 +125,72 @@ fn theme_list(joined: &str) -> Vec<String> {
     joined.split(',').filter(|name| !name.is_empty()).map(str::to_owned).collect()
 }
 
-/// How often each theme is named among the tickets rated in `[from, to)` (open bounds when
-/// unset), with the CSAT average and negative share of those tickets.
+/// The ratings a themes query counts: without bounds every rated ticket, with a bound those
+/// whose rating time is known and in `[from, to)`.
+const RATED_IN_RANGE: &str = "
+    tenant = $1 AND csat IS NOT NULL
+    AND (($2::timestamptz IS NULL AND $3::timestamptz IS NULL)
+         OR (rated_at >= coalesce($2::timestamptz, '-infinity')
+             AND rated_at < coalesce($3::timestamptz, 'infinity')))";
+
+/// How often each theme is named among the rated tickets of [`RATED_IN_RANGE`], with the CSAT
+/// average and negative share of those tickets, and how many ratings a bound left out because
+/// their time is unknown.
 pub(crate) async fn themes(
     pg: &Client,
     tenant: &str,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
 ) -> Result<pb::FeedbackThemes, Status> {
-    let rows = pg
-        .query(
-            "WITH rated AS (
-                 SELECT csat, sentiment, themes FROM feedback.tickets
-                 WHERE tenant = $1 AND csat IS NOT NULL
-                   AND rated_at >= coalesce($2::timestamptz, '-infinity')
-                   AND rated_at < coalesce($3::timestamptz, 'infinity')
-             ), named AS (
-                 SELECT theme, csat, sentiment
-                 FROM rated, unnest(string_to_array(nullif(themes, ''), ',')) AS theme
-             )
-             SELECT theme,
-                    count(*) AS tickets,
-                    count(*)::float8 / (SELECT count(*) FROM rated) AS share_of_rated,
-                    avg(csat)::float8 AS csat_average,
-                    (count(*) FILTER (WHERE sentiment = 'negative'))::float8 / count(*)
-                        AS negative_share,
-                    (SELECT count(*) FROM rated) AS rated
-             FROM named GROUP BY theme ORDER BY tickets DESC, theme",
+    let counts = pg
+        .query_one(
+            &format!(
+                "SELECT count(*) FILTER (WHERE {RATED_IN_RANGE}) AS rated,
+                        count(*) FILTER (WHERE rated_at IS NULL
+                            AND NOT ($2::timestamptz IS NULL AND $3::timestamptz IS NULL))
+                            AS unknown
+                 FROM feedback.tickets WHERE tenant = $1 AND csat IS NOT NULL"
+            ),
             &[&tenant, &from, &to],
         )
         .await
         .map_err(db_status)?;
-    let themes: Vec<pb::ThemeFigures> = rows
+    let rated = counts.get::<_, i64>("rated");
+    let rows = pg
+        .query(
+            &format!(
+                "SELECT theme,
+                        count(*) AS tickets,
+                        avg(csat)::float8 AS csat_average,
+                        (count(*) FILTER (WHERE sentiment = 'negative'))::float8 / count(*)
+                            AS negative_share
+                 FROM feedback.tickets,
+                      unnest(string_to_array(nullif(themes, ''), ',')) AS theme
+                 WHERE {RATED_IN_RANGE}
+                 GROUP BY theme ORDER BY tickets DESC, theme"
+            ),
+            &[&tenant, &from, &to],
+        )
+        .await
+        .map_err(db_status)?;
+    let themes = rows
         .iter()
-        .map(|r| pb::ThemeFigures {
-            theme: r.get("theme"),
-            tickets: r.get::<_, i64>("tickets") as u64,
-            share_of_rated: r.get("share_of_rated"),
-            csat_average: r.get("csat_average"),
-            negative_share: r.get("negative_share"),
+        .map(|r| {
+            let tickets = r.get::<_, i64>("tickets");
+            pb::ThemeFigures {
+                theme: r.get("theme"),
+                tickets: tickets as u64,
+                share_of_rated: tickets as f64 / rated as f64,
+                csat_average: r.get("csat_average"),
+                negative_share: r.get("negative_share"),
+            }
         })
         .collect();
-    let rated = match rows.first() {
-        Some(row) => row.get::<_, i64>("rated") as u64,
-        None => pg
-            .query_one(
-                "SELECT count(*) FROM feedback.tickets
-                 WHERE tenant = $1 AND csat IS NOT NULL
-                   AND rated_at >= coalesce($2::timestamptz, '-infinity')
-                   AND rated_at < coalesce($3::timestamptz, 'infinity')",
-                &[&tenant, &from, &to],
-            )
-            .await
-            .map_err(db_status)?
-            .get::<_, i64>(0) as u64,
-    };
-    Ok(pb::FeedbackThemes { themes, rated })
+    Ok(pb::FeedbackThemes {
+        themes,
+        rated: rated as u64,
+        unknown_rating_time: counts.get::<_, i64>("unknown") as u64,
+    })
 }
 
 /// Fewest tickets in the recent window for "rising volume".

@@ -21,12 +21,14 @@
 //! | 11 | high, business | 11:30 | nothing |
 //!
 //! Tenant `globex` has a policy of the default targets divided by 60 and two tickets of its own,
-//! with the same customer and agent names as `acme`.
+//! with the same customer and agent names as `acme`. Tenant `initech` has two imported tickets,
+//! both rated 2 with the comment "Slow", one at a known time and one at an unknown time.
 
 mod harness;
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use csmp_domain::sla::SlaPolicy;
 use csmp_domain::{Channel, CustomerTier, Priority, SupportTier, TenantId, Theme};
 use csmp_proto::v1 as pb;
@@ -120,6 +122,21 @@ fn scripted_day() -> Script {
     s.resolve(101, "agent-a", at(9, 5));
     s.feedback(101, 1, Some(0), at(9, 6));
     s.open("globex", 102, Some(at(9, 0)), o("cust-1", Enterprise, Chat, "login", "app", Critical));
+
+    // Initech: imported, one rating with its time known and one without (the export has none).
+    for (n, rated_at) in [(201, Some(at(9, 50))), (202, None)] {
+        s.open("initech", n, None, o("cust-9", Business, Web, "billing", "app", Low));
+        s.import(n, Some(at(9, 0)), csmp_domain::Command::Acknowledge);
+        let resolve = csmp_domain::Command::Resolve { resolution_summary: "fixed".into() };
+        s.import(n, Some(at(9, 30)), resolve);
+        let rate = csmp_domain::Command::GiveFeedback {
+            csat: 2,
+            nps: None,
+            comment: Some("Slow".into()),
+            themes: Vec::new(),
+        };
+        s.import(n, rated_at, rate);
+    }
     s
 }
 
@@ -566,7 +583,22 @@ async fn feedback_figures_percentiles_and_agents() {
     assert_eq!((late.rated, names), (1, vec!["resolution_quality", "response_time"]));
     let globex = pb::FeedbackThemesRequest { tenant: "globex".into(), ..Default::default() };
     let globex = client.get_feedback_themes(globex).await.unwrap().into_inner();
-    assert_eq!((globex.rated, globex.themes.len()), (1, 0));
+    assert_eq!((globex.rated, globex.themes.len(), globex.unknown_rating_time), (1, 0, 0));
+    // Initech without bounds counts both ratings; a bound counts #201 (rated at 9:50) and
+    // leaves out #202, whose rating time is unknown, saying so.
+    let initech = |from: Option<DateTime<Utc>>| pb::FeedbackThemesRequest {
+        tenant: "initech".into(),
+        from: from.map(ts),
+        ..Default::default()
+    };
+    let all = client.get_feedback_themes(initech(None)).await.unwrap().into_inner();
+    let names: Vec<(&str, u64)> =
+        all.themes.iter().map(|t| (t.theme.as_str(), t.tickets)).collect();
+    assert_eq!((all.rated, all.unknown_rating_time, names), (2, 0, vec![("response_time", 2)]));
+    let since = client.get_feedback_themes(initech(Some(at(9, 0)))).await.unwrap().into_inner();
+    let names: Vec<(&str, u64)> =
+        since.themes.iter().map(|t| (t.theme.as_str(), t.tickets)).collect();
+    assert_eq!((since.rated, since.unknown_rating_time, names), (1, 1, vec![("response_time", 1)]));
 
     // Lowest rated: #2 (CSAT 2), then #6 (CSAT 4, NPS 8) before #7 (CSAT 4, NPS 9).
     let lowest = client
