@@ -36,7 +36,7 @@ use std::pin::Pin;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, GenericClient};
 use tracing::{debug, info, warn};
@@ -53,8 +53,6 @@ use crate::{FaultInjection, ProjectorConfig, ProjectorKind};
 pub(crate) const LOCKED_CATCH_UP: Duration = Duration::from_secs(5);
 /// How long a catch-up waits for a message it knows the stream holds.
 const MESSAGE_WAIT: Duration = Duration::from_secs(30);
-/// How long a batch that is filling waits for its next message.
-const FILL_WAIT: Duration = Duration::from_millis(2);
 /// How often the stream's last position is asked for, for progress reports.
 const STREAM_INFO_EVERY: Duration = Duration::from_secs(1);
 
@@ -666,19 +664,7 @@ impl Replay {
                     })
                 }
             };
-            let mut batch = vec![first];
-            while batch.len() < size {
-                match messages.next().now_or_never() {
-                    Some(Some(Ok(message))) => batch.push(message),
-                    _ => break,
-                }
-            }
-            while batch.len() > 1 && batch.len() < size {
-                match tokio::time::timeout(FILL_WAIT, messages.next()).await {
-                    Ok(Some(Ok(message))) => batch.push(message),
-                    _ => break,
-                }
-            }
+            let batch = runner::fill_batch(first, &mut messages, size).await;
 
             // 2. Never past the target: a verification compares at exactly that position.
             let mut incoming = batch.iter().map(runner::incoming).collect::<Result<Vec<_>, _>>()?;

@@ -47,6 +47,31 @@ const FILL_WAIT: Duration = Duration::from_millis(2);
 /// How often a standby asks for the projector lock.
 const STANDBY_POLL: Duration = Duration::from_millis(250);
 
+/// A batch of up to `size` messages starting with `first`: those ready at once, and when more
+/// than one was ready (a burst or a catch-up), those arriving within [`FILL_WAIT`] each, since
+/// a moment's wait costs far less than a transaction more. A lone event goes at once.
+pub(crate) async fn fill_batch<M, E>(
+    first: M,
+    messages: &mut (impl futures::Stream<Item = Result<M, E>> + Unpin),
+    size: usize,
+) -> Vec<M> {
+    let size = size.max(1);
+    let mut batch = vec![first];
+    while batch.len() < size {
+        match messages.next().now_or_never() {
+            Some(Some(Ok(message))) => batch.push(message),
+            _ => break,
+        }
+    }
+    while batch.len() > 1 && batch.len() < size {
+        match tokio::time::timeout(FILL_WAIT, messages.next()).await {
+            Ok(Some(Ok(message))) => batch.push(message),
+            _ => break,
+        }
+    }
+    batch
+}
+
 /// An event of a batch that a read model could not apply: its index in the batch and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Rejected {
@@ -235,22 +260,7 @@ impl Session<'_> {
                     })
                 }
             };
-            let mut batch = vec![first];
-            let size = self.config.batch_size.max(1);
-            while batch.len() < size {
-                match messages.next().now_or_never() {
-                    Some(Some(Ok(message))) => batch.push(message),
-                    _ => break,
-                }
-            }
-            // More than one message ready means a burst or a catch-up: a moment's wait fills
-            // the batch, which costs far less than a transaction more. A lone event goes at once.
-            while batch.len() > 1 && batch.len() < size {
-                match tokio::time::timeout(FILL_WAIT, messages.next()).await {
-                    Ok(Some(Ok(message))) => batch.push(message),
-                    _ => break,
-                }
-            }
+            let batch = fill_batch(first, &mut messages, self.config.batch_size).await;
 
             if let BatchEnd::Gap { checkpoint } = self.apply_batch(&mut pg, &batches, batch).await?
             {
