@@ -8,7 +8,6 @@
 //! hash never depends on the upcast form. Nothing here verifies the chain; that is left to
 //! whoever audits the stream, with [`csmp_domain::chain::event_hash`] over the raw bodies.
 
-use csmp_domain::chain;
 use csmp_domain::upcast::{upcast, UnknownSchemaVersion};
 use csmp_domain::{EventEnvelope, RecordedEvent};
 use serde_json::Value;
@@ -53,8 +52,14 @@ pub fn encode(envelope: &EventEnvelope) -> Vec<u8> {
 /// Decodes a message body read at `stream_seq`: raised to the current schema version of its
 /// type, and with `hash` set to [`stored_hash`] of the body as stored.
 pub fn decode(stream_seq: u64, body: &[u8]) -> Result<RecordedEvent, DecodeError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|source| DecodeError::Payload { stream_seq, source })?;
+    decode_value(stream_seq, value)
+}
+
+/// [`decode`] for a body already parsed as JSON, for readers that looked into it first.
+pub fn decode_value(stream_seq: u64, mut value: Value) -> Result<RecordedEvent, DecodeError> {
     let payload_error = |source| DecodeError::Payload { stream_seq, source };
-    let mut value: Value = serde_json::from_slice(body).map_err(payload_error)?;
 
     // The hash is taken before the upcast: it must name the bytes that are stored.
     let hash = stored_hash(&value);
@@ -72,12 +77,8 @@ pub fn decode(stream_seq: u64, body: &[u8]) -> Result<RecordedEvent, DecodeError
     Ok(RecordedEvent { stream_seq, envelope })
 }
 
-/// The hash a stored body (parsed as JSON) is chained by: its `hash` field, or for an event
-/// stored before the chain existed, [`chain::event_hash`] of the body. It does not verify the
-/// body; an auditor compares the `hash` field with [`chain::event_hash`] for that.
-pub fn stored_hash(body: &Value) -> String {
-    chain::stored_hash(body)
-}
+/// The hash a stored body is chained by, re-exported for readers of the store.
+pub use csmp_domain::chain::stored_hash;
 
 #[cfg(test)]
 mod tests {

@@ -27,6 +27,12 @@ impl Default for EventStoreConfig {
 }
 
 impl EventStoreConfig {
+    /// Whether an event read from `subject` is stored where the command service stores it: under
+    /// its own tenant's and ticket's subject. One that is not was written around the service.
+    pub fn is_own_subject(&self, subject: &str, envelope: &csmp_domain::EventEnvelope) -> bool {
+        subject == self.ticket_subject(&envelope.tenant, envelope.ticket_id)
+    }
+
     /// The subject of one ticket's events.
     pub fn ticket_subject(&self, tenant: &TenantId, ticket: TicketId) -> String {
         format!("{}.{}.ticket.{}", self.subject_prefix, tenant, ticket)

@@ -23,7 +23,8 @@ pub mod error;
 pub mod store;
 
 pub use codec::{
-    decode, encode, stored_hash, DecodeError, EVENT_TYPE_HEADER, SCHEMA_VERSION_HEADER,
+    decode, decode_value, encode, stored_hash, DecodeError, EVENT_TYPE_HEADER,
+    SCHEMA_VERSION_HEADER,
 };
 pub use config::{ensure_stream, EventStoreConfig, StreamSetupError};
 pub use error::{AppendError, AppendErrorKind, StoreError, StoreErrorKind};

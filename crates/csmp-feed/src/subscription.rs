@@ -218,10 +218,9 @@ impl Feed {
         };
         let envelope = recorded.envelope;
         // Only the command service writes the stream, always under the event's own ticket
-        // subject; a body naming another tenant or ticket was written around it and is not
-        // this tenant's to read.
-        let own_subject = self.store.ticket_subject(&envelope.tenant, envelope.ticket_id);
-        if envelope.tenant != self.subscription.tenant || message.subject.as_str() != own_subject {
+        // subject, which the consumer's filter keeps within the subscribed tenant; a body
+        // naming another tenant or ticket was written around it and is not this tenant's.
+        if !self.store.is_own_subject(message.subject.as_str(), &envelope) {
             warn!(
                 position,
                 subject = %message.subject,

@@ -7,10 +7,9 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, SubsecRound, Utc};
-use csmp_domain::event::{current_schema_version, EVENT_TYPES};
-use csmp_domain::upcast::UnknownSchemaVersion;
+use csmp_domain::event::EVENT_TYPES;
 use csmp_domain::RecordedEvent;
-use csmp_eventstore::EventStoreConfig;
+use csmp_eventstore::{DecodeError, EventStoreConfig};
 use tokio_postgres::Transaction;
 use tracing::warn;
 
@@ -69,23 +68,18 @@ pub(crate) fn decode(
         }
         Some(_) => {}
     }
-    // Versions from 1 up to the type's current one are read; the decoder upcasts older ones.
-    // The reason is worded as every other reader of the stream words it.
-    let name = event_type.clone().unwrap_or_default();
-    let current = current_schema_version(&name);
-    if let Some(version) = json.get("schema_version").and_then(|v| v.as_u64()) {
-        if version == 0 || version > u64::from(current) {
-            let unknown = UnknownSchemaVersion { event_type: name, version, current };
-            return dead(event_type, unknown.to_string());
-        }
-    }
-    let mut event = match csmp_eventstore::decode(incoming.position, &incoming.body) {
+    // The decoder reads versions 1 up to the type's current one, upcasting older ones; the
+    // reason for any other names the type and version as every reader of the stream does.
+    let mut event = match csmp_eventstore::decode_value(incoming.position, json) {
         Ok(event) => event,
+        Err(DecodeError::SchemaVersion { source, .. }) => {
+            return dead(event_type, source.to_string())
+        }
         Err(err) => return dead(event_type, err.to_string()),
     };
     let envelope = &mut event.envelope;
-    let expected = store.ticket_subject(&envelope.tenant, envelope.ticket_id);
-    if incoming.subject != expected {
+    if !store.is_own_subject(&incoming.subject, envelope) {
+        let expected = store.ticket_subject(&envelope.tenant, envelope.ticket_id);
         return dead(
             event_type,
             format!("stored under {} but the event belongs to {expected}", incoming.subject),
