@@ -154,7 +154,8 @@ impl Ticket {
         ctx: &CommandContext,
     ) -> Result<EventPayload, DomainError> {
         check_context(ctx)?;
-        if let Some(occurred_at) = ctx.occurred_at {
+        // Only a historical time can lie before the ticket's previous event.
+        if let Some(occurred_at) = ctx.occurred_at.and(ctx.event_time()) {
             if let Some(last) = self.last_occurred_at {
                 if occurred_at < last {
                     return Err(DomainError::invalid(
@@ -532,10 +533,7 @@ impl Ticket {
             tenant: self.tenant.clone(),
             ticket_id: self.id,
             version: self.version + 1,
-            occurred_at: match ctx.actor.role {
-                Role::Importer => ctx.occurred_at,
-                _ => Some(ctx.now),
-            },
+            occurred_at: ctx.event_time(),
             recorded_at: ctx.now,
             actor: ctx.actor.clone(),
             correlation_id: ctx.correlation_id.clone().unwrap_or_else(|| ctx.request_id.clone()),

@@ -18,6 +18,7 @@ use csmp_domain::{
     Theme, Ticket, TicketStatus,
 };
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 use support::{agent_id, at, open_command, refund_id, tenant, ticket_id};
 use uuid::Uuid;
 
@@ -448,7 +449,12 @@ fn check_rejection(ticket: &Ticket, step: &Step, ctx: &CommandContext, err: &Dom
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // Failing cases are kept in properties.proptest-regressions beside this file and run first.
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn every_step_keeps_the_ticket_consistent(

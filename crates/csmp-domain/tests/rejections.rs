@@ -9,6 +9,7 @@ use csmp_domain::{
     Command, CustomerId, DomainError, EventPayload, Priority, SupportTier, TicketStatus,
 };
 use support::*;
+use uuid::Uuid;
 
 fn resolve() -> Command {
     Command::Resolve { resolution_summary: "Duplicate refunded".into() }
@@ -745,6 +746,20 @@ fn importer_time_in_the_future_beyond_clock_skew() {
 
     ctx.occurred_at = Some(at(10) + Duration::seconds(300));
     given_acknowledged().when(resolve(), ctx).then(resolved());
+}
+
+#[test]
+fn importer_time_ahead_of_the_clock_is_recorded_as_now_and_later_live_events_follow_it() {
+    let mut ahead = ctx(importer(), at(10));
+    ahead.occurred_at = Some(at(13));
+
+    let ticket = given_acknowledged().when(resolve(), ahead).then(resolved());
+
+    assert_eq!(ticket.last_occurred_at, Some(at(10)));
+    let reopen = Command::Reopen { reason: "still broken".into() };
+    let live = ctx(customer(), at(11));
+    let payload = ticket.decide(&reopen, &live).unwrap();
+    assert_eq!(ticket.envelope(payload, &live, Uuid::nil()).occurred_at, Some(at(11)));
 }
 
 #[test]
