@@ -21,39 +21,47 @@ pub const PREV_HASH_FIELD: &str = "prev_hash";
 
 /// Writes `value` as canonical JSON: keys sorted, no whitespace.
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
-    write_canonical(value, &mut out);
-    out
+    let mut out = Vec::new();
+    write_canonical(value, None, &mut out);
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+/// Appends the canonical JSON of `value` to `out`, leaving out the top-level key `skip`.
+/// Strings and numbers go through serde_json's own writer, so they read exactly as in a body
+/// serde_json wrote.
+fn write_canonical(value: &Value, skip: Option<&str>, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            let mut entries: Vec<(&String, &Value)> =
+                map.iter().filter(|(key, _)| Some(key.as_str()) != skip).collect();
             entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            out.push('{');
+            out.push(b'{');
             for (i, (key, item)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(item, out);
+                write_scalar(key, out);
+                out.push(b':');
+                write_canonical(item, None, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                write_canonical(item, out);
+                write_canonical(item, None, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => write_scalar(scalar, out),
     }
+}
+
+fn write_scalar(value: &(impl serde::Serialize + ?Sized), out: &mut Vec<u8>) {
+    serde_json::to_writer(out, value).expect("a string or a JSON scalar always serializes");
 }
 
 /// The hash a stored event body is chained by: its `hash` field, or for an event stored before
@@ -68,15 +76,9 @@ pub fn stored_hash(stored: &Value) -> String {
 
 /// The hash of a stored event body: SHA-256 of its canonical JSON without the `hash` field.
 pub fn event_hash(stored: &Value) -> String {
-    let digest = match stored {
-        Value::Object(map) if map.contains_key(HASH_FIELD) => {
-            let mut without = map.clone();
-            without.remove(HASH_FIELD);
-            Sha256::digest(canonical_json(&Value::Object(without)).as_bytes())
-        }
-        other => Sha256::digest(canonical_json(other).as_bytes()),
-    };
-    hex(&digest)
+    let mut canonical = Vec::with_capacity(1024);
+    write_canonical(stored, Some(HASH_FIELD), &mut canonical);
+    hex(&Sha256::digest(&canonical))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -98,6 +100,19 @@ mod tests {
     fn canonical_json_sorts_keys_at_every_depth_and_drops_whitespace() {
         let value = json!({"b": 1, "a": {"z": [true, null, "x"], "c": -2}});
         assert_eq!(canonical_json(&value), r#"{"a":{"c":-2,"z":[true,null,"x"]},"b":1}"#);
+    }
+
+    #[test]
+    fn canonical_json_writes_strings_and_numbers_as_serde_json_does() {
+        let value = json!({"n": 1.5, "\u{e9}\"k": "a\nb\u{1}", "m": -0});
+        assert_eq!(canonical_json(&value), "{\"m\":0,\"n\":1.5,\"\u{e9}\\\"k\":\"a\\nb\\u0001\"}");
+    }
+
+    #[test]
+    fn only_the_top_level_hash_field_is_left_out() {
+        // Worked out with `printf '%s' '{"payload":{"hash":1}}' | sha256sum`.
+        let expected = "3e8a140511b17652930f2a1a7bc8f9ab6f05c4846e1ab965dba314aab156f121";
+        assert_eq!(event_hash(&json!({"payload": {"hash": 1}, "hash": "x"})), expected);
     }
 
     #[test]
