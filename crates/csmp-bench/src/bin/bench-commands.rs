@@ -14,8 +14,11 @@
 //! take no more of the machine than they must; the empty gRPC column shows what a call costs
 //! without any work behind it.
 //!
-//! The last column, the ceiling, is what ours could reach at best on this machine: one empty
-//! gRPC call and one raw publish per command, their costs added, with nothing else done.
+//! Two columns say what ours could reach at best on this machine. The ceiling: one empty gRPC
+//! call and one raw publish per command, their costs added, with nothing else done. The bound:
+//! one bare round trip over loopback TCP (a 128-byte echo, no protocol at all) and one raw
+//! publish per command. A service that answers its clients over TCP only after JetStream
+//! acknowledged the event cannot pass the bound, whatever protocol and code it runs.
 //!
 //! Both use streams of their own (file storage, the event store's configuration), deleted at the
 //! end. Run it with `cargo run --release -p csmp-bench --bin bench-commands`; `NATS_URL` picks
@@ -40,6 +43,7 @@ use csmp_domain::{
 use csmp_eventstore::{ensure_stream, EventStoreConfig, EVENT_TYPE_HEADER, SCHEMA_VERSION_HEADER};
 use csmp_proto::v1 as pb;
 use csmp_proto::v1::ticket_commands_client::TicketCommandsClient;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::oneshot;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
@@ -102,17 +106,24 @@ fn ceiling(raw: f64, empty: f64) -> f64 {
     1.0 / (1.0 / raw + 1.0 / empty)
 }
 
-/// One configuration's medians, in operations per second.
-struct Row {
-    clients: usize,
+/// One round of one configuration, each side in operations per second.
+#[derive(Debug, Clone, Copy)]
+struct Round {
     ours: f64,
     raw: f64,
-    floor: f64,
-    rounds: Vec<(f64, f64, f64)>,
+    empty: f64,
+    echo: f64,
+}
+
+/// One configuration: the median of each side over its rounds, and the rounds.
+struct Row {
+    clients: usize,
+    median: Round,
+    rounds: Vec<Round>,
 }
 
 /// The client side runs on one thread, as a separate client process would; the command service
-/// runs on a runtime of its own (see [`ServiceThread`]).
+/// and the echo server run on runtimes of their own (see [`ServerThread`]).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -146,7 +157,7 @@ async fn main() -> anyhow::Result<()> {
 
     println!();
     println!(
-        "{:>7}  {:>11}  {:>10}  {:>11}  {:>10}  {:>8}  {:>15}  {:>13}",
+        "{:>7}  {:>10}  {:>9}  {:>9}  {:>8}  {:>8}  {:>12}  {:>11}  {:>10}  {:>9}",
         "clients",
         "ours cmd/s",
         "ours mean",
@@ -154,22 +165,27 @@ async fn main() -> anyhow::Result<()> {
         "raw mean",
         "ours/raw",
         "empty gRPC/s",
-        "ceiling/raw"
+        "ceiling/raw",
+        "TCP echo/s",
+        "bound/raw"
     );
     for row in &rows {
+        let Round { ours, raw, empty, echo } = row.median;
         let mean = |per_second: f64| {
             format!("{:.0} µs", 1e6 * row.clients as f64 / per_second.max(f64::MIN_POSITIVE))
         };
         println!(
-            "{:>7}  {:>11.0}  {:>10}  {:>11.0}  {:>10}  {:>7.0}%  {:>15.0}  {:>12.0}%",
+            "{:>7}  {:>10.0}  {:>9}  {:>9.0}  {:>8}  {:>7.0}%  {:>12.0}  {:>10.0}%  {:>10.0}  {:>8.0}%",
             row.clients,
-            row.ours,
-            mean(row.ours),
-            row.raw,
-            mean(row.raw),
-            100.0 * row.ours / row.raw,
-            row.floor,
-            100.0 * ceiling(row.raw, row.floor) / row.raw,
+            ours,
+            mean(ours),
+            raw,
+            mean(raw),
+            100.0 * ours / raw,
+            empty,
+            100.0 * ceiling(raw, empty) / raw,
+            echo,
+            100.0 * ceiling(raw, echo) / raw,
         );
     }
     println!();
@@ -177,9 +193,13 @@ async fn main() -> anyhow::Result<()> {
         let rounds: Vec<String> = row
             .rounds
             .iter()
-            .map(|(ours, raw, floor)| format!("{ours:.0}/{raw:.0}/{floor:.0}"))
+            .map(|r| format!("{:.0}/{:.0}/{:.0}/{:.0}", r.ours, r.raw, r.empty, r.echo))
             .collect();
-        println!("{:>3} clients, ours/raw/empty per round: {}", row.clients, rounds.join("  "));
+        println!(
+            "{:>3} clients, ours/raw/empty/echo per round: {}",
+            row.clients,
+            rounds.join("  ")
+        );
     }
     Ok(())
 }
@@ -194,10 +214,19 @@ async fn run_configuration(
     let ours_stream = BenchStream::create(client, &format!("ours_{label}")).await?;
     let raw_stream = BenchStream::create(client, &format!("raw_{label}")).await?;
     let config = CommandServiceConfig { store: ours_stream.config.clone(), ..Default::default() };
-    let service = ServiceThread::start(args.nats_url.clone(), config, args.service_threads).await?;
+    let (nats_url, threads) = (args.nats_url.clone(), args.service_threads);
+    let service = ServerThread::start("command-service", move |ready, stopped| {
+        serve_on_own_runtime(nats_url, config, threads, ready, stopped)
+    })
+    .await?;
+    let echo = ServerThread::start("tcp-echo", echo_on_own_runtime).await?;
     let mut channels = Vec::with_capacity(clients);
+    let mut echo_streams = Vec::with_capacity(clients);
     for _ in 0..clients {
         channels.push(GrpcChannel::connect(&service.addr).await?);
+        let stream = tokio::net::TcpStream::connect(echo.addr).await?;
+        stream.set_nodelay(true)?;
+        echo_streams.push(stream);
     }
     let js = jetstream::new(client.clone());
 
@@ -206,20 +235,30 @@ async fn run_configuration(
         let ours = run_ours(&channels, round, Window::new(args)).await?;
         let prefix = &raw_stream.config.subject_prefix;
         let raw = run_raw(&js, prefix, clients, payloads, Window::new(args)).await?;
-        let floor = run_empty(&channels, Window::new(args)).await?;
-        rounds.push((ours, raw, floor));
+        let empty = run_empty(&channels, Window::new(args)).await?;
+        let (streams, echo) = run_echo(echo_streams, Window::new(args)).await?;
+        echo_streams = streams;
+        rounds.push(Round { ours, raw, empty, echo });
     }
 
     drop(channels);
+    drop(echo_streams);
     service.stop().await?;
+    echo.stop().await?;
     ours_stream.delete().await?;
     raw_stream.delete().await?;
-    let median = |pick: fn(&(f64, f64, f64)) -> f64| {
+    let median = |pick: fn(&Round) -> f64| {
         let mut values: Vec<f64> = rounds.iter().map(pick).collect();
         values.sort_by(f64::total_cmp);
         values[values.len() / 2]
     };
-    Ok(Row { clients, ours: median(|r| r.0), raw: median(|r| r.1), floor: median(|r| r.2), rounds })
+    let median = Round {
+        ours: median(|r| r.ours),
+        raw: median(|r| r.raw),
+        empty: median(|r| r.empty),
+        echo: median(|r| r.echo),
+    };
+    Ok(Row { clients, median, rounds })
 }
 
 /// A stream of the benchmark's own; [`BenchStream::delete`] removes it.
@@ -297,57 +336,30 @@ async fn run_empty(channels: &[(GrpcChannel, http::Uri)], window: Window) -> any
     Ok(window.per_second(count))
 }
 
-/// The command service on a runtime and NATS connection of its own, as in a process of its own:
-/// the clients do not run on its threads.
-struct ServiceThread {
+/// Where a server thread says it is listening, or why it could not start.
+type Ready = oneshot::Sender<Result<std::net::SocketAddr, String>>;
+
+/// A server on a thread and runtime of its own, as in a process of its own: the clients do not
+/// run on its threads.
+struct ServerThread {
     addr: std::net::SocketAddr,
     stop: oneshot::Sender<()>,
     thread: std::thread::JoinHandle<anyhow::Result<()>>,
 }
 
-impl ServiceThread {
-    async fn start(
-        nats_url: String,
-        config: CommandServiceConfig,
-        threads: usize,
-    ) -> anyhow::Result<ServiceThread> {
-        let (ready, ready_rx) = oneshot::channel::<Result<std::net::SocketAddr, String>>();
+impl ServerThread {
+    /// Runs `body` on a thread named `name`. The body reports its address on `ready` and
+    /// returns once `stopped` completes.
+    async fn start<F>(name: &str, body: F) -> anyhow::Result<ServerThread>
+    where
+        F: FnOnce(Ready, oneshot::Receiver<()>) -> anyhow::Result<()> + Send + 'static,
+    {
+        let (ready, ready_rx) = oneshot::channel();
         let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || -> anyhow::Result<()> {
-            let mut builder = if threads <= 1 {
-                tokio::runtime::Builder::new_current_thread()
-            } else {
-                let mut builder = tokio::runtime::Builder::new_multi_thread();
-                builder.worker_threads(threads);
-                builder
-            };
-            let runtime = builder.enable_all().build()?;
-            runtime.block_on(async move {
-                let setup = async {
-                    let client = async_nats::connect(&nats_url).await?;
-                    let clock = Arc::new(SystemClock);
-                    let service = CommandService::connect(client, config, clock).await?;
-                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-                    let addr = listener.local_addr()?;
-                    anyhow::Ok((service, listener, addr))
-                };
-                let (service, listener, addr) = match setup.await {
-                    Ok(started) => started,
-                    Err(err) => {
-                        let _ = ready.send(Err(format!("{err:#}")));
-                        return Err(err);
-                    }
-                };
-                let _ = ready.send(Ok(addr));
-                serve(listener, service, async move {
-                    let _ = stopped.await;
-                })
-                .await?;
-                Ok(())
-            })
-        });
+        let thread =
+            std::thread::Builder::new().name(name.into()).spawn(move || body(ready, stopped))?;
         let addr = ready_rx.await?.map_err(anyhow::Error::msg)?;
-        Ok(ServiceThread { addr, stop, thread })
+        Ok(ServerThread { addr, stop, thread })
     }
 
     /// Stops the server and waits for it. The wait must not block this runtime: the server
@@ -356,8 +368,120 @@ impl ServiceThread {
         let _ = self.stop.send(());
         let thread = self.thread;
         let joined = tokio::task::spawn_blocking(move || thread.join()).await?;
-        joined.map_err(|_| anyhow::anyhow!("the service thread panicked"))?
+        joined.map_err(|_| anyhow::anyhow!("a server thread panicked"))?
     }
+}
+
+/// The body of the service thread: a runtime of `threads` workers (one: a current-thread
+/// runtime) running the command service until `stopped`.
+fn serve_on_own_runtime(
+    nats_url: String,
+    config: CommandServiceConfig,
+    threads: usize,
+    ready: Ready,
+    stopped: oneshot::Receiver<()>,
+) -> anyhow::Result<()> {
+    let mut builder = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    let runtime = builder.enable_all().build()?;
+    runtime.block_on(async move {
+        let setup = async {
+            let client = async_nats::connect(&nats_url).await?;
+            let clock = Arc::new(SystemClock);
+            let service = CommandService::connect(client, config, clock).await?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            anyhow::Ok((service, listener, addr))
+        };
+        let (service, listener, addr) = match setup.await {
+            Ok(started) => started,
+            Err(err) => {
+                let _ = ready.send(Err(format!("{err:#}")));
+                return Err(err);
+            }
+        };
+        let _ = ready.send(Ok(addr));
+        serve(listener, service, async move {
+            let _ = stopped.await;
+        })
+        .await?;
+        Ok(())
+    })
+}
+
+/// Bytes each way of one echo round trip: about a command request's size.
+const ECHO_BYTES: usize = 128;
+
+/// The body of the echo thread: a current-thread runtime, as the service has by default, that
+/// sends every [`ECHO_BYTES`] bytes it reads straight back, until `stopped`.
+fn echo_on_own_runtime(ready: Ready, stopped: oneshot::Receiver<()>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind("127.0.0.1:0").await {
+            Ok(listener) => listener,
+            Err(err) => {
+                let _ = ready.send(Err(format!("failed to bind the echo server: {err}")));
+                return Err(err.into());
+            }
+        };
+        let _ = ready.send(Ok(listener.local_addr()?));
+        let accept = async {
+            loop {
+                let (mut stream, _) = listener.accept().await?;
+                stream.set_nodelay(true)?;
+                tokio::spawn(async move {
+                    let mut message = [0u8; ECHO_BYTES];
+                    while stream.read_exact(&mut message).await.is_ok() {
+                        if stream.write_all(&message).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        };
+        tokio::select! {
+            result = accept => result,
+            _ = stopped => Ok(()),
+        }
+    })
+}
+
+/// Echo round trips per second, each client on its own connection; the streams come back for
+/// the next round.
+async fn run_echo(
+    streams: Vec<tokio::net::TcpStream>,
+    window: Window,
+) -> anyhow::Result<(Vec<tokio::net::TcpStream>, f64)> {
+    let tasks: Vec<_> = streams
+        .into_iter()
+        .map(|mut stream| {
+            tokio::spawn(async move {
+                let mut message = [7u8; ECHO_BYTES];
+                let mut count = 0;
+                while Instant::now() < window.until {
+                    stream.write_all(&message).await?;
+                    stream.read_exact(&mut message).await?;
+                    if window.counts(Instant::now()) {
+                        count += 1;
+                    }
+                }
+                anyhow::Ok((stream, count))
+            })
+        })
+        .collect();
+    let mut streams = Vec::with_capacity(tasks.len());
+    let mut count = 0;
+    for task in tasks {
+        let (stream, done) = task.await??;
+        streams.push(stream);
+        count += done;
+    }
+    Ok((streams, window.per_second(count)))
 }
 
 /// One client's loop: open a ticket, take it through its life, open the next.
