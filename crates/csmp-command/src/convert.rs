@@ -87,7 +87,7 @@ fn check_meta(meta: Option<pb::CommandMeta>) -> Result<Meta, Status> {
             check_opaque_id(field, id).map_err(|e| invalid_input(&e, None))?;
         }
     }
-    let occurred_at = meta.occurred_at.map(timestamp).transpose()?;
+    let occurred_at = meta.occurred_at.map(|ts| timestamp("occurred_at", ts)).transpose()?;
     Ok(Meta {
         tenant,
         actor,
@@ -116,11 +116,14 @@ fn check_request_id(request_id: &str) -> Result<(), Status> {
     Ok(())
 }
 
-fn timestamp(ts: prost_types::Timestamp) -> Result<DateTime<Utc>, Status> {
+/// A protobuf time; its nanos must lie in 0..=999,999,999, as protobuf defines them (chrono would
+/// read larger ones at second 59 as a leap second).
+fn timestamp(field: &str, ts: prost_types::Timestamp) -> Result<DateTime<Utc>, Status> {
     u32::try_from(ts.nanos)
         .ok()
+        .filter(|nanos| *nanos < 1_000_000_000)
         .and_then(|nanos| DateTime::from_timestamp(ts.seconds, nanos))
-        .ok_or_else(|| invalid("occurred_at", format!("{ts} is not a valid time")))
+        .ok_or_else(|| invalid(field, format!("{ts} is not a valid time")))
 }
 
 fn ticket_id(raw: &str) -> Result<TicketId, Status> {
@@ -371,10 +374,7 @@ impl IntoCommand for pb::RecordSlaSignalRequest {
             Err(_) => return Err(invalid("kind", format!("{} is not a known value", self.kind))),
         };
         let due_at = self.due_at.ok_or_else(|| unset("due_at"))?;
-        let due_at = u32::try_from(due_at.nanos)
-            .ok()
-            .and_then(|nanos| DateTime::from_timestamp(due_at.seconds, nanos))
-            .ok_or_else(|| invalid("due_at", format!("{due_at} is not a valid time")))?;
+        let due_at = timestamp("due_at", due_at)?;
         let command = Command::RecordSlaSignal {
             target: SlaTargetKind::parse(&self.target).map_err(|e| invalid_input(&e, None))?,
             cycle: self.cycle,
@@ -466,6 +466,21 @@ mod tests {
                 }
                 .into_command(),
                 "invalid occurred_at: 1969-12-31T23:59:59.999999999Z is not a valid time",
+            ),
+            (
+                // Past protobuf's nanos range: chrono would take it for a leap second.
+                pb::OpenTicketRequest {
+                    meta: Some(pb::CommandMeta {
+                        occurred_at: Some(prost_types::Timestamp {
+                            seconds: 59,
+                            nanos: 1_500_000_000,
+                        }),
+                        ..meta()
+                    }),
+                    ..open.clone()
+                }
+                .into_command(),
+                "invalid occurred_at: 1970-01-01T00:01:00.500Z is not a valid time",
             ),
             (
                 pb::RefundTicketRequest {

@@ -192,14 +192,4 @@ impl CommandContext {
             refund_limits: RefundLimits::default(),
         }
     }
-
-    /// When the event of this command happened: the importer's historical time, or now for
-    /// everyone else. A historical time ahead of now, within the allowed clock skew, is taken
-    /// as now, so that no event of a ticket is dated after a later one recorded live.
-    pub fn event_time(&self) -> Option<DateTime<Utc>> {
-        match self.actor.role {
-            Role::Importer => self.occurred_at.map(|at| at.min(self.now)),
-            _ => Some(self.now),
-        }
-    }
 }

@@ -154,8 +154,7 @@ impl Ticket {
         ctx: &CommandContext,
     ) -> Result<EventPayload, DomainError> {
         check_context(ctx)?;
-        // Only a historical time can lie before the ticket's previous event.
-        if let Some(occurred_at) = ctx.occurred_at.and(ctx.event_time()) {
+        if let Some(occurred_at) = ctx.occurred_at {
             if let Some(last) = self.last_occurred_at {
                 if occurred_at < last {
                     return Err(DomainError::invalid(
@@ -533,7 +532,7 @@ impl Ticket {
             tenant: self.tenant.clone(),
             ticket_id: self.id,
             version: self.version + 1,
-            occurred_at: ctx.event_time(),
+            occurred_at: self.event_time(ctx),
             recorded_at: ctx.now,
             actor: ctx.actor.clone(),
             correlation_id: ctx.correlation_id.clone().unwrap_or_else(|| ctx.request_id.clone()),
@@ -547,6 +546,19 @@ impl Ticket {
         let body = serde_json::to_value(&envelope).expect("an envelope always serializes");
         envelope.hash = Some(chain::event_hash(&body));
         envelope
+    }
+
+    /// When the event of a command in `ctx` happened, as recorded: the importer's historical
+    /// time, or now for everyone else; never after now (a historical time ahead of this clock,
+    /// within the allowed skew, is taken as now) and never before the ticket's previous event,
+    /// so that a ticket's times do not go backwards even when this clock is behind the one that
+    /// recorded the previous event. `None` for imported history of unknown time.
+    fn event_time(&self, ctx: &CommandContext) -> Option<DateTime<Utc>> {
+        let at = match ctx.actor.role {
+            Role::Importer => ctx.occurred_at?.min(ctx.now),
+            _ => ctx.now,
+        };
+        Some(self.last_occurred_at.map_or(at, |last| at.max(last)))
     }
 
     /// Folds one recorded event into the state.
@@ -716,7 +728,7 @@ fn check_context(ctx: &CommandContext) -> Result<(), DomainError> {
             ));
         }
         check_time("occurred_at", at)?;
-        if (at - ctx.now).num_seconds() > MAX_CLOCK_SKEW_SECS {
+        if at - ctx.now > chrono::Duration::seconds(MAX_CLOCK_SKEW_SECS) {
             return Err(DomainError::invalid("occurred_at", format!("{at} is in the future")));
         }
     }
@@ -767,6 +779,11 @@ pub fn check_time(field: &'static str, at: DateTime<Utc>) -> Result<(), DomainEr
     let latest = DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z").expect("a valid time");
     if at < DateTime::UNIX_EPOCH || at > latest {
         return Err(DomainError::invalid(field, format!("{at} is not between 1970 and 9999")));
+    }
+    // chrono keeps a leap second as nanoseconds past a second's end; PostgreSQL and most readers
+    // of RFC 3339 would order or parse it differently.
+    if at.timestamp_subsec_nanos() >= 1_000_000_000 {
+        return Err(DomainError::invalid(field, format!("{at} is a leap second")));
     }
     Ok(())
 }

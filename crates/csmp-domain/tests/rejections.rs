@@ -744,8 +744,24 @@ fn importer_time_in_the_future_beyond_clock_skew() {
         .when(resolve(), ctx.clone())
         .then_error(invalid("occurred_at", "2026-03-02 09:15:01 UTC is in the future"));
 
+    ctx.occurred_at = Some(at(10) + Duration::milliseconds(300_001));
+    given_acknowledged()
+        .when(resolve(), ctx.clone())
+        .then_error(invalid("occurred_at", "2026-03-02 09:15:00.001 UTC is in the future"));
+
     ctx.occurred_at = Some(at(10) + Duration::seconds(300));
     given_acknowledged().when(resolve(), ctx).then(resolved());
+}
+
+#[test]
+fn importer_time_that_is_a_leap_second() {
+    let mut ctx = ctx(importer(), at(10));
+    let leap = chrono::DateTime::from_timestamp(at(5).timestamp() + 59, 1_500_000_000).unwrap();
+    ctx.occurred_at = Some(leap);
+
+    given_acknowledged()
+        .when(resolve(), ctx)
+        .then_error(invalid("occurred_at", "2026-03-02 09:05:60.500 UTC is a leap second"));
 }
 
 #[test]
@@ -760,6 +776,19 @@ fn importer_time_ahead_of_the_clock_is_recorded_as_now_and_later_live_events_fol
     let live = ctx(customer(), at(11));
     let payload = ticket.decide(&reopen, &live).unwrap();
     assert_eq!(ticket.envelope(payload, &live, Uuid::nil()).occurred_at, Some(at(11)));
+}
+
+#[test]
+fn an_event_is_never_dated_before_the_previous_one_when_this_clock_is_behind() {
+    // The previous event, acknowledged at 09:05, was recorded by a clock ahead of this one.
+    let live = ctx(tier1(), at(4));
+    let ticket = given_acknowledged().when(resolve(), live).then(resolved());
+    assert_eq!(ticket.last_occurred_at, Some(at(5)));
+
+    let mut imported = ctx(importer(), at(4));
+    imported.occurred_at = Some(at(6));
+    let ticket = given_acknowledged().when(resolve(), imported.clone()).then(resolved());
+    assert_eq!(ticket.last_occurred_at, Some(at(5)));
 }
 
 #[test]
