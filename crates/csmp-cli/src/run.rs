@@ -149,8 +149,11 @@ pub async fn shift(args: &ShiftArgs) -> anyhow::Result<shift::ShiftSummary> {
         seed: args.seed,
     };
     eprintln!(
-        "live shift on tenant {}: {} tickets over {}s",
-        options.tenant, options.tickets, args.seconds
+        "live shift on tenant {}: {} tickets arriving over {:.0}s, all work done within {}s",
+        options.tenant,
+        options.tickets,
+        options.duration.mul_f64(0.6).as_secs_f64(),
+        args.seconds
     );
     let summary = shift::run(client, options).await?;
     println!("{}", describe_shift(&summary));
@@ -249,7 +252,8 @@ pub async fn main_job(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> 
         text.push_str(&format!("{imported}\n"));
         text.push_str(&format!("Shift: {}\n", describe_shift(&shifted)));
         text.push_str(&report(&query_url, &tenants).await?);
-        text.push_str(&format!("\nMain job took {:.0}s\n", started.elapsed().as_secs_f64()));
+        let took = started.elapsed().as_secs_f64();
+        text.push_str(&format!("\nMain job took {took:.0}s after the build\n"));
         println!("{text}");
         let report_path = args.out.join("report.txt");
         std::fs::write(&report_path, &text)
@@ -270,9 +274,9 @@ pub async fn main_job(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> 
 
 fn describe_shift(s: &shift::ShiftSummary) -> String {
     let mut text = format!(
-        "{} opened, {} acknowledged, {} escalations, {} asked, {} replied, refunds: {} issued \
-         within the agent's limit, {} above it ({} approved and {} rejected by a lead), \
-         {} resolved, {} rated, {} closed",
+        "{} opened, {} acknowledged, {} escalations by agents (the SLA timer's come on top), \
+         {} asked, {} replied, refunds: {} issued within the agent's limit, {} above it \
+         ({} approved and {} rejected by a lead), {} resolved, {} rated, {} closed, in {:.0}s",
         s.opened,
         s.acknowledged,
         s.escalated,
@@ -284,7 +288,8 @@ fn describe_shift(s: &shift::ShiftSummary) -> String {
         s.refunds_rejected,
         s.resolved,
         s.rated,
-        s.closed
+        s.closed,
+        s.took.as_secs_f64()
     );
     if !s.errors.is_empty() {
         text.push_str(&format!("; {} commands refused:", s.errors.len()));

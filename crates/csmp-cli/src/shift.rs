@@ -50,6 +50,8 @@ pub struct ShiftSummary {
     pub errors: Vec<String>,
     /// The highest stream position any command returned.
     pub last_position: u64,
+    /// From the first arrival to the end of the last journey; at most the shift's duration.
+    pub took: Duration,
 }
 
 const CATEGORIES: &[&str] =
@@ -65,6 +67,7 @@ pub async fn run(
     client: TicketCommandsClient<Channel>,
     options: ShiftOptions,
 ) -> anyhow::Result<ShiftSummary> {
+    let started = tokio::time::Instant::now();
     let summary = Arc::new(Mutex::new(ShiftSummary::default()));
     let last_position = Arc::new(AtomicU64::new(0));
     let mut master = StdRng::seed_from_u64(options.seed);
@@ -91,6 +94,7 @@ pub async fn run(
 
     let mut summary = std::mem::take(&mut *summary.lock().await);
     summary.last_position = last_position.load(Ordering::Relaxed);
+    summary.took = started.elapsed();
     Ok(summary)
 }
 

@@ -175,7 +175,8 @@ async fn main() -> anyhow::Result<()> {
             format!("{:.0} µs", 1e6 * row.clients as f64 / per_second.max(f64::MIN_POSITIVE))
         };
         println!(
-            "{:>7}  {:>10.0}  {:>9}  {:>9.0}  {:>8}  {:>7.0}%  {:>12.0}  {:>10.0}%  {:>10.0}  {:>8.0}%",
+            "{:>7}  {:>10.0}  {:>9}  {:>9.0}  {:>8}  {:>7.0}%  {:>12.0}  {:>10.0}%  {:>10.0}  \
+             {:>8.0}%",
             row.clients,
             ours,
             mean(ours),
