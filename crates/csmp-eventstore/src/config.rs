@@ -104,7 +104,7 @@ pub async fn ensure_stream(
             }
             Ok(existing)
         }
-        Err(e) if is_stream_not_found(&e) => match js.create_stream(wanted.clone()).await {
+        Err(e) if is_stream_not_found(&e) => match create_stream(js, &wanted).await {
             Ok(stream) => Ok(stream),
             // Another service created it in between; if not, the refusal says why (subjects
             // that another stream takes, for one).
@@ -116,6 +116,41 @@ pub async fn ensure_stream(
         // NATS is down or slow: creating would fail the same way.
         Err(e) => Err(err(Box::new(e))),
     }
+}
+
+/// How often a stream creation the server failed to store is tried, in all.
+const STORE_CREATE_ATTEMPTS: u32 = 5;
+
+/// Creates the stream, trying again when the server failed to make its storage. nats-server 2.9
+/// removes an account's empty streams directory when its last stream is deleted, and a stream
+/// created at that moment fails with "error creating store for stream" although nothing is wrong
+/// with the request; a second try finds the directory made anew.
+async fn create_stream(
+    js: &jetstream::Context,
+    wanted: &stream::Config,
+) -> Result<stream::Stream, jetstream::context::CreateStreamError> {
+    let mut attempt = 1;
+    loop {
+        match js.create_stream(wanted.clone()).await {
+            Err(e) if is_store_failure(&e) && attempt < STORE_CREATE_ATTEMPTS => {
+                tracing::warn!(stream = %wanted.name, attempt, "stream storage not created: {e}");
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// JetStream's code for "error creating store for stream".
+const STREAM_STORE_FAILED: jetstream::ErrorCode = jetstream::ErrorCode(10049);
+
+fn is_store_failure(err: &jetstream::context::CreateStreamError) -> bool {
+    matches!(
+        err.kind(),
+        jetstream::context::CreateStreamErrorKind::JetStream(e)
+            if e.error_code() == STREAM_STORE_FAILED
+    )
 }
 
 fn is_stream_not_found(err: &jetstream::context::GetStreamError) -> bool {
