@@ -21,6 +21,9 @@ const OPEN_STATUSES: [TicketStatus; 3] =
 /// Rows of a lowest-rated list when the request gives no limit, and the most served.
 const DEFAULT_LIMIT: u32 = 10;
 const MAX_LIMIT: u32 = 100;
+/// Timeline entries of a ticket detail when the request gives no limit, and the most served.
+const DEFAULT_TIMELINE_LIMIT: u32 = 200;
+const MAX_TIMELINE_LIMIT: u32 = 1000;
 /// Length of the recurring-issues window when the request gives none.
 const DEFAULT_WINDOW_DAYS: u32 = 7;
 /// The longest recurring-issues window served.
@@ -81,8 +84,19 @@ impl TicketQueries for QueryService {
         let request = request.into_inner();
         let tenant = tenant(&request.tenant)?;
         let id = ticket_id(&request.ticket_id)?;
+        let after_version = i64::try_from(request.timeline_after_version).map_err(|_| {
+            invalid(
+                "timeline_after_version",
+                format!("{} is too large", request.timeline_after_version),
+            )
+        })?;
+        let limit = match request.timeline_limit {
+            0 => DEFAULT_TIMELINE_LIMIT,
+            n => n.min(MAX_TIMELINE_LIMIT),
+        };
+        let page = tickets::TimelinePage { after_version, limit: i64::from(limit) };
         let pg = self.read(&[Model::Queues, Model::Sla], request.min_position).await?;
-        let detail = tickets::ticket(&pg, tenant.as_str(), id.0).await?;
+        let detail = tickets::ticket(&pg, tenant.as_str(), id.0, page).await?;
         detail.map(Response::new).ok_or_else(|| not_found(id))
     }
 

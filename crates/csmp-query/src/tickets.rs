@@ -51,11 +51,21 @@ fn summary(row: &Row) -> pb::TicketSummary {
     }
 }
 
-/// One ticket with its timeline and refunds; `None` when the tenant has no such ticket.
+/// Which part of a ticket's timeline a detail carries.
+pub(crate) struct TimelinePage {
+    /// Entries after this version.
+    pub after_version: i64,
+    /// At most this many entries.
+    pub limit: i64,
+}
+
+/// One ticket with a page of its timeline and its refunds; `None` when the tenant has no such
+/// ticket.
 pub(crate) async fn ticket(
     pg: &Client,
     tenant: &str,
     ticket_id: Uuid,
+    page: TimelinePage,
 ) -> Result<Option<pb::TicketDetail>, Status> {
     let ticket_sql = format!(
         "SELECT {SUMMARY_COLUMNS}, t.description, t.csat, t.nps
@@ -64,7 +74,8 @@ pub(crate) async fn ticket(
     );
     let timeline_sql = "SELECT version, position, event_id, event_type, actor_id, actor_role,
                 occurred_at, recorded_at, payload::text AS payload
-         FROM queues.timeline WHERE tenant = $1 AND ticket_id = $2 ORDER BY version";
+         FROM queues.timeline WHERE tenant = $1 AND ticket_id = $2 AND version > $3
+         ORDER BY version LIMIT $4";
     let refunds_sql = "SELECT currency,
                 coalesce(sum(amount_minor) FILTER (WHERE status IN ('issued', 'approved')), 0)
                     ::int8 AS refunded,
@@ -77,14 +88,24 @@ pub(crate) async fn ticket(
 
     // The three reads are pipelined on one connection.
     let params: [&(dyn ToSql + Sync); 2] = [&tenant, &ticket_id];
-    let (row, timeline, refunds) = futures::try_join!(
+    // One entry more than asked tells whether the timeline goes on.
+    let fetch = page.limit + 1;
+    let timeline_params: [&(dyn ToSql + Sync); 4] =
+        [&tenant, &ticket_id, &page.after_version, &fetch];
+    let (row, mut timeline, refunds) = futures::try_join!(
         pg.query_opt(&ticket_sql, &params),
-        pg.query(timeline_sql, &params),
+        pg.query(timeline_sql, &timeline_params),
         pg.query(refunds_sql, &params),
     )
     .map_err(db_status)?;
     let Some(row) = row else { return Ok(None) };
 
+    let more = timeline.len() as i64 > page.limit;
+    timeline.truncate(page.limit as usize);
+    let timeline_next_after_version = match timeline.last() {
+        Some(last) if more => last.get::<_, i64>("version") as u64,
+        _ => 0,
+    };
     let timeline = timeline
         .iter()
         .map(|e| pb::TimelineEntry {
@@ -121,6 +142,7 @@ pub(crate) async fn ticket(
             .collect(),
         csat: row.get::<_, Option<i16>>("csat").map(|v| v as u32),
         nps: row.get::<_, Option<i16>>("nps").map(|v| v as u32),
+        timeline_next_after_version,
     }))
 }
 

@@ -235,7 +235,7 @@ async fn ticket_detail_history_counts_and_refunds() {
     let get = |tenant: &str, n: u128| pb::GetTicketRequest {
         tenant: tenant.into(),
         ticket_id: id(n),
-        min_position: 0,
+        ..Default::default()
     };
 
     let detail = client.get_ticket(get("acme", 1)).await.unwrap().into_inner();
@@ -267,6 +267,30 @@ async fn ticket_detail_history_counts_and_refunds() {
     assert_eq!(ack.occurred_at, Some(ts(at(9, 10))));
     let payload: serde_json::Value = serde_json::from_str(&ack.payload_json).unwrap();
     assert_eq!(payload, serde_json::json!({"agent_id": "agent-a"}));
+    assert_eq!(detail.timeline_next_after_version, 0);
+
+    // The timeline in pages of four: versions 1-4, then 5-6 and the end.
+    let page = |after: u64| pb::GetTicketRequest {
+        timeline_after_version: after,
+        timeline_limit: 4,
+        ..get("acme", 1)
+    };
+    let versions = |d: &pb::TicketDetail| d.timeline.iter().map(|e| e.version).collect::<Vec<_>>();
+    let first = client.get_ticket(page(0)).await.unwrap().into_inner();
+    assert_eq!((versions(&first), first.timeline_next_after_version), (vec![1, 2, 3, 4], 4));
+    let second = client.get_ticket(page(4)).await.unwrap().into_inner();
+    assert_eq!((versions(&second), second.timeline_next_after_version), (vec![5, 6], 0));
+    assert_eq!(second.ticket.unwrap().version, 6);
+    let exactly_the_rest = client.get_ticket(page(2)).await.unwrap().into_inner();
+    assert_eq!(
+        (versions(&exactly_the_rest), exactly_the_rest.timeline_next_after_version),
+        (vec![3, 4, 5, 6], 0)
+    );
+    let past_the_end = client.get_ticket(page(6)).await.unwrap().into_inner();
+    assert_eq!((versions(&past_the_end), past_the_end.timeline_next_after_version), (vec![], 0));
+    let err = client.get_ticket(page(u64::MAX)).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("timeline_after_version"), "{}", err.message());
 
     // Refunds of #5: 25.00 issued, 900.00 waiting, 600.00 rejected (counted nowhere).
     let detail = client.get_ticket(get("acme", 5)).await.unwrap().into_inner();

@@ -18,7 +18,12 @@ fn one_ticket() -> Script {
 }
 
 fn get(min_position: u64) -> pb::GetTicketRequest {
-    pb::GetTicketRequest { tenant: "acme".into(), ticket_id: id(1), min_position }
+    pb::GetTicketRequest {
+        tenant: "acme".into(),
+        ticket_id: id(1),
+        min_position,
+        ..Default::default()
+    }
 }
 
 #[tokio::test]

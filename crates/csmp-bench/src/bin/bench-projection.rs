@@ -618,6 +618,7 @@ async fn steady_client(
                 tenant: "acme".into(),
                 ticket_id: result.ticket_id,
                 min_position: result.stream_position,
+                ..Default::default()
             })
             .await?
             .into_inner();
