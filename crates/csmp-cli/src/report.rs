@@ -101,12 +101,12 @@ pub async fn tenant_section(
         for t in page.tickets {
             writeln!(
                 out,
-                "  {}  {:<9}{:<11}{:<20}{:<18}{}",
-                &t.ticket_id[..8],
+                "  {}  {:<9}{:<11}{:<20}{:<22}{}",
+                t.ticket_id,
                 priority_name(t.priority),
                 customer_tier_name(t.customer_tier),
                 status_name(t.status),
-                t.sla_due_at.map_or("no SLA clock".to_owned(), |ts| format_ts(&ts)),
+                sla_state(&t),
                 t.subject
             )?;
         }
@@ -133,12 +133,13 @@ pub async fn tenant_section(
     let breached = sla_total(Kind::Breached).await?;
     writeln!(
         out,
-        "\nSLA now: {at_risk} tickets at risk, {} past a due time (measured at report time)",
+        "\nSLA now: {} at risk, {} past a due time (measured at report time)",
+        tickets(at_risk),
         breached.total
     )?;
     writeln!(
         out,
-        "SLA signals recorded as events by the timer while it ran: {} warnings, {} breaches",
+        "SLA signals the timer has recorded as events: {} warnings, {} breaches",
         breached.warnings_recorded, breached.breaches_recorded
     )?;
 
@@ -325,9 +326,30 @@ fn customer_tier_name(tier: i32) -> &'static str {
     }
 }
 
+/// A queue row's SLA: its earliest running due time, or why none runs.
+fn sla_state(t: &pb::TicketSummary) -> String {
+    match t.sla_due_at {
+        Some(ts) => format_ts(&ts),
+        // Imported tickets were opened at an unknown time: nothing to measure from.
+        None if t.opened_at.is_none() => "no SLA clock".to_owned(),
+        // Waiting on the customer pauses the clocks.
+        None if t.status == pb::TicketStatus::WaitingOnCustomer as i32 => "SLA paused".to_owned(),
+        None => "no running SLA clock".to_owned(),
+    }
+}
+
 fn format_ts(ts: &prost_types::Timestamp) -> String {
     chrono::DateTime::from_timestamp(ts.seconds, 0)
         .map_or_else(|| "invalid time".to_owned(), |t| format!("due {}", t.format("%H:%M:%S UTC")))
+}
+
+/// "1 ticket", "2 tickets".
+fn tickets(count: u64) -> String {
+    if count == 1 {
+        "1 ticket".to_owned()
+    } else {
+        format!("{count} tickets")
+    }
 }
 
 fn opt(value: Option<f64>, decimals: usize) -> String {
@@ -370,6 +392,36 @@ mod tests {
         assert_eq!(duration(Some(5_400.0)), "90.0min");
         assert_eq!(duration(Some(36_000.0)), "10.0h");
         assert_eq!(duration(Some(259_200.0)), "3.0d");
+    }
+
+    #[test]
+    fn ticket_counts_agree_in_number() {
+        assert_eq!(tickets(0), "0 tickets");
+        assert_eq!(tickets(1), "1 ticket");
+        assert_eq!(tickets(2), "2 tickets");
+    }
+
+    #[test]
+    fn queue_rows_say_why_no_sla_clock_runs() {
+        let due = prost_types::Timestamp { seconds: 1_764_000_000, nanos: 0 };
+        let opened = Some(prost_types::Timestamp { seconds: 1_763_990_000, nanos: 0 });
+        let row = |status: pb::TicketStatus, opened_at, sla_due_at| pb::TicketSummary {
+            status: status as i32,
+            opened_at,
+            sla_due_at,
+            ..Default::default()
+        };
+        assert_eq!(sla_state(&row(pb::TicketStatus::Open, opened, Some(due))), "due 16:00:00 UTC");
+        assert_eq!(sla_state(&row(pb::TicketStatus::New, None, None)), "no SLA clock");
+        assert_eq!(
+            sla_state(&row(pb::TicketStatus::WaitingOnCustomer, opened, None)),
+            "SLA paused"
+        );
+        assert_eq!(
+            sla_state(&row(pb::TicketStatus::WaitingOnCustomer, None, None)),
+            "no SLA clock"
+        );
+        assert_eq!(sla_state(&row(pb::TicketStatus::Open, opened, None)), "no running SLA clock");
     }
 
     #[test]

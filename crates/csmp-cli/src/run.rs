@@ -105,12 +105,13 @@ pub struct RunArgs {
 }
 
 /// Imports the export named by `args`; prints and returns the summary.
-/// Rejected rows go to `--rejects`, or else to `import-rejects.csv` in `out`.
+/// Rejected rows go to `--rejects`, or else to `import-rejects.csv` in `out`; returns the
+/// summary and the rejects file's path.
 pub async fn import(
     args: &ImportArgs,
     command_url: &str,
     out: &Path,
-) -> anyhow::Result<csmp_import::ImportSummary> {
+) -> anyhow::Result<(csmp_import::ImportSummary, PathBuf)> {
     let file = export_path(args.file.as_deref())?;
     let tenant = csmp_domain::TenantId::parse(&args.tenant)?;
     let tier = csmp_domain::CustomerTier::parse(&args.customer_tier)?;
@@ -134,9 +135,9 @@ pub async fn import(
     summary
         .write_rejects(&rejects)
         .with_context(|| format!("failed to write {}", rejects.display()))?;
-    eprintln!("rejected and failed rows: {}", rejects.display());
     println!("{summary}");
-    Ok(summary)
+    println!("rejected and failed rows, with their reasons: {}", rejects.display());
+    Ok((summary, rejects))
 }
 
 pub async fn shift(args: &ShiftArgs) -> anyhow::Result<shift::ShiftSummary> {
@@ -165,7 +166,10 @@ pub async fn report(query_url: &str, tenants: &[String]) -> anyhow::Result<Strin
     let mut client = TicketQueriesClient::new(connect(query_url).await?);
     let mut text = String::new();
     for tenant in tenants {
-        text.push_str(&report::tenant_section(&mut client, tenant, "Tickets").await?);
+        text.push_str(
+            &report::tenant_section(&mut client, tenant, "Every ticket, earlier runs' included")
+                .await?,
+        );
     }
     text.push_str(&report::projector_section(&mut client).await?);
     Ok(text)
@@ -202,14 +206,14 @@ pub async fn main_job(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> 
     let outcome = async {
         wait_until_serving(&command_url, &mut services).await?;
 
-        // The SLA timer, once commands are served. It watches the tickets opened from now on,
-        // the live shift's, and leaves the imported history alone.
-        let watch_from = chrono::Utc::now().to_rfc3339();
+        // The SLA timer, once commands are served. It watches every open ticket with a known
+        // opening time: the live shift's, and those an earlier run left open. Imported tickets
+        // were opened at an unknown time and have no clocks.
         services.start(
             global,
             &logs,
             "sla-timer",
-            &["sla-timer", "--command-url", &command_url, "--watch-opened-from", &watch_from],
+            &["sla-timer", "--command-url", &command_url],
         )?;
         wait_until_serving(&query_url, &mut services).await?;
         eprintln!(
@@ -218,7 +222,7 @@ pub async fn main_job(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> 
         );
 
         // 2. Import.
-        let imported = import(&args.import, &command_url, &args.out).await?;
+        let (imported, rejects_path) = import(&args.import, &command_url, &args.out).await?;
 
         // 3. The live shift, on a tenant with short SLA targets.
         crate::services::set_sla_policy(global, &args.shift_tenant, args.shift_sla_scale_down)
@@ -250,7 +254,11 @@ pub async fn main_job(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> 
         let tenants = [args.import.tenant.clone(), args.shift_tenant.clone()];
         let mut text = String::from("\n================ csmp report ================\n");
         text.push_str(&format!("{imported}\n"));
-        text.push_str(&format!("Shift: {}\n", describe_shift(&shifted)));
+        text.push_str(&format!(
+            "rejected and failed rows, with their reasons: {}; they are in no figure below\n",
+            rejects_path.display()
+        ));
+        text.push_str(&format!("This run's shift: {}\n", describe_shift(&shifted)));
         text.push_str(&report(&query_url, &tenants).await?);
         let took = started.elapsed().as_secs_f64();
         text.push_str(&format!("\nMain job took {took:.0}s after the build\n"));

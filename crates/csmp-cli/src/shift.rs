@@ -169,13 +169,17 @@ impl Shift {
         if rng.random_bool(0.25) {
             tokio::time::sleep(pause(&mut rng)).await;
             let to2 = TIER2_AGENTS[rng.random_range(0..TIER2_AGENTS.len())];
-            if !self.escalate(&mut c, n, &ticket_id, owner, 2, "needs tier 2 skills").await {
+            if !self.escalate(&mut c, n, &ticket_id, owner, 2, "needs tier 2 skills").await
+                || !self.hand_over(&mut c, n, &ticket_id, to2, "assign-2").await
+            {
                 return;
             }
             owner = (to2, pb::Role::Tier2Agent);
             if rng.random_bool(0.3) {
                 let to3 = TIER3_AGENTS[0];
-                if !self.escalate(&mut c, n, &ticket_id, owner, 3, "suspected defect").await {
+                if !self.escalate(&mut c, n, &ticket_id, owner, 3, "suspected defect").await
+                    || !self.hand_over(&mut c, n, &ticket_id, to3, "assign-3").await
+                {
                     return;
                 }
                 owner = (to3, pb::Role::Tier3Agent);
@@ -322,6 +326,23 @@ impl Shift {
             return true;
         }
         self.send("escalate", sent, |s, _| s.escalated += 1).await.is_some()
+    }
+
+    /// The lead assigns an escalated ticket to the agent of the tier it went to.
+    async fn hand_over(
+        &self,
+        c: &mut TicketCommandsClient<Channel>,
+        n: usize,
+        ticket_id: &str,
+        agent: &str,
+        step: &str,
+    ) -> bool {
+        let assign = pb::AssignTicketRequest {
+            meta: self.meta(n, step, LEAD, pb::Role::Lead),
+            ticket_id: ticket_id.to_owned(),
+            agent_id: agent.to_owned(),
+        };
+        self.send("assign", c.assign_ticket(assign).await, |_, _| {}).await.is_some()
     }
 
     fn meta(&self, n: usize, step: &str, actor: &str, role: pb::Role) -> Option<CommandMeta> {

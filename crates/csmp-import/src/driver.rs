@@ -105,9 +105,11 @@ impl fmt::Display for ImportSummary {
             writeln!(f, "  {label:<16}{count:>7}{note}")?;
         }
         writeln!(f, "  {:<16}{:>7}", "events appended", self.events_appended)?;
-        if !self.rejects.is_empty() {
-            writeln!(f, "rejected and failed rows, with their reasons, go to the rejects file")?;
-        }
+        writeln!(
+            f,
+            "the export's statuses became: Open -> new (open once it has a first response), \
+             Pending Customer Response -> waiting on customer, Closed -> closed"
+        )?;
         write!(
             f,
             "the export's times carry no zone and were read as UTC; it has no creation time, so \

@@ -474,7 +474,8 @@ async fn summary_text_gives_every_count_and_the_time_caveat() {
             "  rejected              1 (not sent: the row contradicts itself or does not parse)",
             "  failed                0 (the command service refused or failed a command)",
             "  events appended       9",
-            "rejected and failed rows, with their reasons, go to the rejects file",
+            "the export's statuses became: Open -> new (open once it has a first response), \
+             Pending Customer Response -> waiting on customer, Closed -> closed",
             "the export's times carry no zone and were read as UTC; it has no creation time, \
              so tickets were opened at an unknown time",
         ]
