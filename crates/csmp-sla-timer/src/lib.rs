@@ -8,8 +8,8 @@
 //! # Exactly once
 //!
 //! A signal is sent as `RecordSlaSignal` by the system actor `sla-timer`, with the signal's
-//! key (`sla:<tenant>:<ticket>:<target>:<cycle>:<warning|breach>`) as the request id. The
-//! command service answers a request id seen before with its first result (`duplicate`), and
+//! key (`sla:<target>:<cycle>:<warning|breach>`, unique within its ticket) as the request id.
+//! The command service answers a request id seen before with its first result (`duplicate`), and
 //! the ticket refuses a signal it has recorded already (`FAILED_PRECONDITION`); both mean the
 //! signal is on the stream. So a timer that restarts, or two timers running at once, record
 //! each signal once. An auto-escalation the policy calls for is sent after its signal, as

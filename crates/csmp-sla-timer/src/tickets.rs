@@ -74,18 +74,14 @@ impl Tickets {
                     EventPayload::SlaWarningReached(_) => "warning",
                     _ => "breach",
                 };
-                let signal_key = format!(
-                    "sla:{}:{}:{}:{}:{kind}",
-                    envelope.tenant, envelope.ticket_id, signal.target, signal.cycle
-                );
+                let signal_key =
+                    csmp_sla::clocks::signal_key(signal.target.as_str(), signal.cycle, kind);
                 debug!(key = %signal_key, seq = event.stream_seq, "SLA signal on the stream");
                 watched.done.insert(signal_key);
             }
             EventPayload::Escalated(_) => {
-                if let Some(cause) = envelope.causation_id.as_deref() {
-                    if cause.starts_with("sla:") {
-                        watched.done.insert(format!("{cause}:escalate"));
-                    }
+                if let Some(key) = envelope.causation_id.as_deref().and_then(ticket_signal_key) {
+                    watched.done.insert(format!("{key}:escalate"));
                 }
             }
             _ => {}
@@ -162,5 +158,33 @@ impl Tickets {
         {
             watched.done.insert(key);
         }
+    }
+}
+
+/// The signal key an escalation's causation id names, `None` for a cause that is no SLA signal.
+/// Earlier releases named the tenant and the ticket too (`sla:<tenant>:<ticket>:<target>:
+/// <cycle>:<kind>`); both forms end in the ticket's own key.
+fn ticket_signal_key(cause: &str) -> Option<String> {
+    let rest = cause.strip_prefix("sla:")?;
+    let mut fields = rest.rsplitn(4, ':');
+    let (kind, cycle, target) = (fields.next()?, fields.next()?, fields.next()?);
+    let cycle: u32 = cycle.parse().ok()?;
+    Some(csmp_sla::clocks::signal_key(target, cycle, kind))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ticket_signal_key;
+
+    #[test]
+    fn causes_name_a_signal_key_in_either_form() {
+        let ticket = "5b1f2c3d-0000-4000-8000-000000000001";
+        let old = format!("sla:acme:{ticket}:first_response:1:breach");
+        assert_eq!(ticket_signal_key(&old).as_deref(), Some("sla:first_response:1:breach"));
+        let new = "sla:resolution:2:warning";
+        assert_eq!(ticket_signal_key(new).as_deref(), Some(new));
+        assert_eq!(ticket_signal_key("open-1"), None);
+        assert_eq!(ticket_signal_key("sla:resolution:x:warning"), None);
+        assert_eq!(ticket_signal_key("sla:warning"), None);
     }
 }

@@ -216,7 +216,7 @@ async fn warnings_and_breaches_are_recorded_once_across_restarts_and_two_timers(
         .filter(|e| e.envelope.actor.id == ACTOR_ID)
         .map(|e| e.envelope.request_id.as_str())
         .collect();
-    let key = |rest: &str| format!("sla:acme:{ticket}:{rest}");
+    let key = |rest: &str| format!("sla:{rest}");
     assert_eq!(
         keys,
         vec![
@@ -246,9 +246,9 @@ async fn a_critical_first_response_breach_escalates_once_by_the_system_actor() {
         .collect();
     assert_eq!(escalated.len(), 1);
     let envelope = &escalated[0].envelope;
-    let breach_key = format!("sla:acme:{ticket}:first_response:1:breach");
+    let breach_key = "sla:first_response:1:breach";
     assert_eq!((envelope.actor.id.as_str(), envelope.actor.role), (ACTOR_ID, Role::System));
-    assert_eq!(envelope.causation_id.as_deref(), Some(breach_key.as_str()));
+    assert_eq!(envelope.causation_id.as_deref(), Some(breach_key));
     assert_eq!(envelope.request_id, format!("{breach_key}:escalate"));
     assert_eq!(envelope.occurred_at, Some(minutes(15)));
     let EventPayload::Escalated(escalation) = &envelope.payload else { unreachable!() };

@@ -176,18 +176,17 @@ pub struct SlaSignal {
 }
 
 impl SlaSignal {
-    /// `sla:<tenant>:<ticket>:<target>:<cycle>:<warning|breach>`: the same for the same
-    /// signal however often it is computed, and different for any other.
+    /// `sla:<target>:<cycle>:<warning|breach>`: the same for the same signal however often it
+    /// is computed, and different for any other signal of its ticket. Request ids are scoped by
+    /// tenant and ticket already, so the key leaves them out and stays short for any tenant.
     pub fn key(&self) -> String {
-        format!(
-            "sla:{}:{}:{}:{}:{}",
-            self.tenant,
-            self.ticket,
-            self.target,
-            self.cycle,
-            self.kind.as_str()
-        )
+        signal_key(self.target.as_str(), self.cycle, self.kind.as_str())
     }
+}
+
+/// The key of a ticket's signal: see [`SlaSignal::key`].
+pub fn signal_key(target: &str, cycle: u32, kind: &str) -> String {
+    format!("sla:{target}:{cycle}:{kind}")
 }
 
 /// A stretch during which a clock counts, `[from, to)`; `to` is `None` while it runs.

@@ -587,9 +587,7 @@ fn keys(clocks: &SlaClocks, now: &str) -> Vec<String> {
 
 #[test]
 fn due_events_are_keyed_once_per_ticket_target_cycle_and_kind() {
-    let ticket = ticket();
-    let key =
-        |target: &str, cycle: u32, kind: &str| format!("sla:acme:{ticket}:{target}:{cycle}:{kind}");
+    let key = |target: &str, cycle: u32, kind: &str| format!("sla:{target}:{cycle}:{kind}");
     // The weekend-crossing ticket: first response warning Mon 11:00 EDT, due 12:00.
     let weekend = given(opening(Low, CustomerTier::Enterprise, false), "2026-06-19T20:00:00Z", &[]);
     let answered = given(
@@ -897,4 +895,15 @@ fn a_calendar_without_working_time_fails_the_query_not_the_fact() {
          the week"
     );
     assert_eq!(err.kind(), csmp_sla::ErrorKind::FailedPrecondition);
+}
+
+#[test]
+fn the_longest_signal_key_fits_a_request_id_with_its_escalation_suffix() {
+    // The key is a request id, and `<key>:escalate` is the request id of the escalation it causes.
+    let longest = SlaTarget::ALL.iter().map(|t| t.as_str().len()).max().unwrap();
+    let target = SlaTarget::ALL.iter().find(|t| t.as_str().len() == longest).unwrap();
+    let key = csmp_sla::clocks::signal_key(target.as_str(), u32::MAX, "warning");
+    assert_eq!(key, "sla:complaint_acknowledgement:4294967295:warning");
+    let escalate = format!("{key}:escalate");
+    assert!(escalate.len() <= csmp_domain::command::limits::REQUEST_ID, "{escalate}");
 }
