@@ -98,8 +98,9 @@ impl fmt::Display for TicketId {
     }
 }
 
-/// Checks an opaque id: non-empty after trimming, at most [`MAX_ID_LEN`] characters, no control
-/// characters.
+/// Checks an opaque id: non-empty, at most [`MAX_ID_LEN`] characters, no space at either end, no
+/// control or invisible characters. Two ids that look the same are the same id: otherwise
+/// `"lead-1 "` would be another person than `"lead-1"`, and could approve lead-1's refund.
 pub fn check_opaque_id(field: &'static str, raw: &str) -> Result<(), DomainError> {
     if raw.trim().is_empty() {
         return Err(DomainError::invalid(field, "must not be empty"));
@@ -111,7 +112,42 @@ pub fn check_opaque_id(field: &'static str, raw: &str) -> Result<(), DomainError
     if raw.chars().any(char::is_control) {
         return Err(DomainError::invalid(field, "must not contain control characters"));
     }
+    if raw.trim() != raw {
+        return Err(DomainError::invalid(
+            field,
+            format!("{} starts or ends with space", quoted(raw)),
+        ));
+    }
+    if let Some(c) = raw.chars().find(|c| is_invisible(*c)) {
+        return Err(DomainError::invalid(
+            field,
+            format!("must not contain the invisible character U+{:04X}", u32::from(c)),
+        ));
+    }
     Ok(())
+}
+
+/// Characters that print as nothing: zero-width spaces and joiners, direction marks and
+/// overrides, the soft hyphen, the byte order mark and their kin (Unicode's format characters
+/// outside scripts that need them, and the Hangul fillers).
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF0}'..='\u{FFF8}'
+    )
 }
 
 macro_rules! opaque_id {

@@ -805,6 +805,27 @@ fn request_id_and_actor_id_must_be_usable() {
     ctx.request_id = "req-1".into();
     ctx.actor.id = "agent\n1".into();
     given_acknowledged()
-        .when(resolve(), ctx)
+        .when(resolve(), ctx.clone())
         .then_error(invalid("actor.id", "must not contain control characters"));
+
+    // An id that looks like another is refused, not taken for a second person.
+    ctx.actor.id = "agent-1 ".into();
+    given_acknowledged()
+        .when(resolve(), ctx.clone())
+        .then_error(invalid("actor.id", "\"agent-1 \" starts or ends with space"));
+    ctx.actor.id = "\u{3000}agent-1".into();
+    given_acknowledged()
+        .when(resolve(), ctx.clone())
+        .then_error(invalid("actor.id", "\"\\u{3000}agent-1\" starts or ends with space"));
+    ctx.actor.id = "agent\u{200B}-1".into();
+    given_acknowledged()
+        .when(resolve(), ctx.clone())
+        .then_error(invalid("actor.id", "must not contain the invisible character U+200B"));
+    ctx.actor.id = "\u{FEFF}agent-1".into();
+    given_acknowledged()
+        .when(resolve(), ctx.clone())
+        .then_error(invalid("actor.id", "must not contain the invisible character U+FEFF"));
+    // Spaces inside an id, and letters of any script, are fine.
+    ctx.actor.id = "Ana María".into();
+    given_acknowledged().when(resolve(), ctx).then(resolved());
 }
