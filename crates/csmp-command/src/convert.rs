@@ -63,6 +63,14 @@ pub(crate) fn invalid_input(err: &DomainError, field: Option<&str>) -> Status {
             "request_id",
             format!("already used on this ticket for a command that recorded {event_type}"),
         ),
+        (DomainError::RequestIdReusedWithOtherValues(event_type), _) => invalid(
+            "request_id",
+            format!(
+                "already used on this ticket for a command that recorded {event_type} with other \
+                 values or by another actor; a retry must repeat the first request exactly, a \
+                 new request needs a new request_id"
+            ),
+        ),
         _ => Status::invalid_argument(err.to_string()),
     }
 }

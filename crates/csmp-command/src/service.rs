@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use csmp_domain::request::command_fingerprint;
 use csmp_domain::{
     Clock, Command, CommandContext, DomainError, ErrorKind, RecordedEvent, RefundLimits, TenantId,
     Ticket, TicketId,
@@ -180,7 +181,7 @@ impl Inner {
                 keep(&mut cached, ticket);
                 return Err(Status::not_found(format!("ticket {ticket_id} not found")));
             }
-            if let Some(answer) = answer_from_receipt(&ticket, &command, &ctx.request_id) {
+            if let Some(answer) = answer_from_receipt(&ticket, &command, &ctx) {
                 keep(&mut cached, ticket);
                 return answer;
             }
@@ -302,11 +303,15 @@ fn keep(cached: &mut MutexGuard<'_, Option<Ticket>>, ticket: Ticket) {
 fn answer_from_receipt(
     ticket: &Ticket,
     command: &Command,
-    request_id: &str,
+    ctx: &CommandContext,
 ) -> Option<Result<pb::CommandResult, Status>> {
-    let receipt = ticket.receipt(request_id)?;
+    let receipt = ticket.receipt(&ctx.request_id)?;
     if !records(command).contains(&receipt.event_type.as_str()) {
         let err = DomainError::RequestIdReused(receipt.event_type.clone());
+        return Some(Err(invalid_input(&err, None)));
+    }
+    if command_fingerprint(command, &ctx.actor) != receipt.fingerprint {
+        let err = DomainError::RequestIdReusedWithOtherValues(receipt.event_type.clone());
         return Some(Err(invalid_input(&err, None)));
     }
     debug!(version = receipt.version, "request handled before");

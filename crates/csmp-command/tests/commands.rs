@@ -373,6 +373,10 @@ async fn commands_the_ticket_does_not_allow_get_their_own_codes() {
             ticket_id: id.clone(),
         })
         .await;
+    let reused_for_another_agent = client.assign_ticket(assign(&id, "agent-4", "assign-2")).await;
+    let mut by_another_actor = assign(&id, "agent-9", "assign-2");
+    by_another_actor.meta = meta("acme", "mallory", pb::Role::Lead, "assign-2");
+    let reused_by_another_actor = client.assign_ticket(by_another_actor).await;
 
     assert_eq!(expect_status(close, Code::FailedPrecondition), "cannot close a ticket that is new");
     assert_eq!(expect_status(missing, Code::NotFound), format!("ticket {unknown} not found"));
@@ -386,6 +390,11 @@ async fn commands_the_ticket_does_not_allow_get_their_own_codes() {
         "invalid request_id: already used on this ticket for a command that recorded \
          ticket.assigned"
     );
+    let other_values = "invalid request_id: already used on this ticket for a command that \
+         recorded ticket.assigned with other values or by another actor; a retry must repeat the \
+         first request exactly, a new request needs a new request_id";
+    assert_eq!(expect_status(reused_for_another_agent, Code::InvalidArgument), other_values);
+    assert_eq!(expect_status(reused_by_another_actor, Code::InvalidArgument), other_values);
     assert_eq!(server.last_position().await, 2);
 }
 

@@ -74,6 +74,13 @@ pub enum DomainError {
     /// The request id was already used on this ticket for a different command.
     #[error("request_id was already used on this ticket for {0}")]
     RequestIdReused(String),
+    /// The request id was already used on this ticket for the same command with other values
+    /// or by another actor: a retry must repeat its request exactly.
+    #[error(
+        "request_id was already used on this ticket for a command that recorded {0} with other \
+         values or by another actor"
+    )]
+    RequestIdReusedWithOtherValues(String),
 }
 
 impl DomainError {
@@ -82,7 +89,8 @@ impl DomainError {
         match self {
             DomainError::InvalidField { .. }
             | DomainError::TooLong { .. }
-            | DomainError::RequestIdReused(_) => ErrorKind::InvalidInput,
+            | DomainError::RequestIdReused(_)
+            | DomainError::RequestIdReusedWithOtherValues(_) => ErrorKind::InvalidInput,
             DomainError::TicketNotFound => ErrorKind::NotFound,
             DomainError::RoleNotAllowed { .. }
             | DomainError::ApprovalNeedsLead { .. }
@@ -106,7 +114,9 @@ impl DomainError {
             DomainError::InvalidField { field, .. } | DomainError::TooLong { field, .. } => {
                 Some(field)
             }
-            DomainError::RequestIdReused(_) => Some("request_id"),
+            DomainError::RequestIdReused(_) | DomainError::RequestIdReusedWithOtherValues(_) => {
+                Some("request_id")
+            }
             _ => None,
         }
     }

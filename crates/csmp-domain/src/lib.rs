@@ -29,6 +29,7 @@ pub mod event;
 pub mod feedback;
 pub mod ids;
 pub mod money;
+pub mod request;
 pub mod sla;
 pub mod ticket;
 pub mod types;

@@ -26,6 +26,8 @@ const MAX_CLOCK_SKEW_SECS: i64 = 300;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
     pub event_type: String,
+    /// What the request fixed of its event: [`crate::request::event_fingerprint`].
+    pub fingerprint: u64,
     pub version: u64,
     pub stream_seq: u64,
     pub event_id: Uuid,
@@ -680,6 +682,7 @@ impl Ticket {
             event.request_id.clone(),
             Receipt {
                 event_type: event.event_type().to_owned(),
+                fingerprint: crate::request::event_fingerprint(event),
                 version: event.version,
                 stream_seq: recorded.stream_seq,
                 event_id: event.event_id,

@@ -71,6 +71,11 @@ fn kind_and_field_of_every_error() {
             Some("subject"),
         ),
         (DomainError::RequestIdReused("open".into()), ErrorKind::InvalidInput, Some("request_id")),
+        (
+            DomainError::RequestIdReusedWithOtherValues("refund.issued".into()),
+            ErrorKind::InvalidInput,
+            Some("request_id"),
+        ),
         (DomainError::TicketNotFound, ErrorKind::NotFound, None),
         (DomainError::TicketExists, ErrorKind::WrongState, None),
         (

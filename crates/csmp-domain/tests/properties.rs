@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 use csmp_domain::command::OpenTicket;
+use csmp_domain::request;
 use csmp_domain::ticket::RefundStatus;
 use csmp_domain::{
     Actor, Command, CommandContext, Currency, CustomerId, DomainError, EventEnvelope, EventPayload,
@@ -424,6 +425,15 @@ fn run(steps: &[Step], tenant_eur_limit: bool) -> (Ticket, Model) {
         };
         assert_eq!(payload.contract_violation(), None, "the domain wrote {payload:?}");
         let envelope = ticket.envelope(payload, &ctx, Uuid::from_u128(i as u128 + 1));
+        // A retry of this request is recognised by its event: the two digests agree.
+        assert_eq!(
+            request::command_fingerprint(&step.command, &step.actor),
+            request::event_fingerprint(&envelope),
+            "{:?} by {:?} recorded {:?}",
+            step.command,
+            step.actor,
+            envelope.payload
+        );
         let json = serde_json::to_string(&envelope).unwrap();
         assert_eq!(serde_json::from_str::<EventEnvelope>(&json).unwrap(), envelope);
         model.accept(step, &envelope, tenant_eur_limit);
