@@ -6,7 +6,9 @@
 //! [`event_fingerprint`] from the recorded event, and the two agree exactly when the retry asks
 //! for what was recorded. Values the ticket's state adds to the event (the tier escalated from,
 //! the amount an approval names, the resolution cycle a rating belongs to, the actor's refund
-//! limit) are left out: they are not the caller's to repeat.
+//! limit) are left out: they are not the caller's to repeat. The command's kind is left out too:
+//! a caller compares digests after checking that the recorded event type is one the command
+//! records.
 //!
 //! The digests live in memory only, rebuilt from the history whenever a ticket is loaded, so
 //! they need to be stable within one process and no longer.
@@ -23,7 +25,6 @@ use crate::types::{Actor, SlaSignalKind};
 pub fn command_fingerprint(command: &Command, actor: &Actor) -> u64 {
     let mut h = DefaultHasher::new();
     actor.hash(&mut h);
-    command.action().hash(&mut h);
     match command {
         Command::Open(open) => {
             open.customer_id.hash(&mut h);
@@ -63,26 +64,6 @@ pub fn command_fingerprint(command: &Command, actor: &Actor) -> u64 {
 pub fn event_fingerprint(event: &EventEnvelope) -> u64 {
     let mut h = DefaultHasher::new();
     event.actor.hash(&mut h);
-    let action = match &event.payload {
-        EventPayload::Opened(_) => "open",
-        EventPayload::Acknowledged(_) => "acknowledge",
-        EventPayload::Assigned(_) => "assign",
-        EventPayload::PriorityChanged(_) => "change the priority of",
-        EventPayload::Escalated(_) => "escalate",
-        EventPayload::CustomerAsked(_) => "ask the customer on",
-        EventPayload::CustomerReplied(_) => "reply to",
-        EventPayload::Resolved(_) => "resolve",
-        EventPayload::Reopened(_) => "reopen",
-        EventPayload::Closed(_) => "close",
-        EventPayload::RefundIssued(_) | EventPayload::RefundRequested(_) => "refund",
-        EventPayload::RefundApproved(_) => "approve a refund on",
-        EventPayload::RefundRejected(_) => "reject a refund on",
-        EventPayload::FeedbackGiven(_) => "give feedback on",
-        EventPayload::SlaWarningReached(_) | EventPayload::SlaBreached(_) => {
-            "record an SLA signal on"
-        }
-    };
-    action.hash(&mut h);
     match &event.payload {
         EventPayload::Opened(o) => {
             o.customer_id.hash(&mut h);
