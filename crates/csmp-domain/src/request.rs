@@ -26,17 +26,12 @@ pub fn command_fingerprint(command: &Command, actor: &Actor) -> u64 {
     let mut h = DefaultHasher::new();
     actor.hash(&mut h);
     match command {
-        Command::Open(open) => {
-            open.customer_id.hash(&mut h);
-            open.customer_tier.hash(&mut h);
-            open.channel.hash(&mut h);
-            open.category.trim().hash(&mut h);
-            open.priority.hash(&mut h);
-            open.subject.trim().hash(&mut h);
-            open.description.hash(&mut h);
-            open.product.trim().hash(&mut h);
-            open.is_complaint.hash(&mut h);
-        }
+        // The ticket trims these three texts when it records them.
+        Command::Open(o) => (
+            (&o.customer_id, o.customer_tier, o.channel, o.priority, o.is_complaint),
+            (o.category.trim(), o.subject.trim(), o.product.trim(), &o.description),
+        )
+            .hash(&mut h),
         Command::Acknowledge | Command::Close => {}
         Command::Assign { agent_id } => agent_id.hash(&mut h),
         Command::ChangePriority { priority, reason } => (priority, reason).hash(&mut h),
@@ -65,17 +60,11 @@ pub fn event_fingerprint(event: &EventEnvelope) -> u64 {
     let mut h = DefaultHasher::new();
     event.actor.hash(&mut h);
     match &event.payload {
-        EventPayload::Opened(o) => {
-            o.customer_id.hash(&mut h);
-            o.customer_tier.hash(&mut h);
-            o.channel.hash(&mut h);
-            o.category.as_str().hash(&mut h);
-            o.priority.hash(&mut h);
-            o.subject.as_str().hash(&mut h);
-            o.description.hash(&mut h);
-            o.product.as_str().hash(&mut h);
-            o.is_complaint.hash(&mut h);
-        }
+        EventPayload::Opened(o) => (
+            (&o.customer_id, o.customer_tier, o.channel, o.priority, o.is_complaint),
+            (o.category.as_str(), o.subject.as_str(), o.product.as_str(), &o.description),
+        )
+            .hash(&mut h),
         EventPayload::Acknowledged(_) | EventPayload::Closed(_) => {}
         EventPayload::Assigned(e) => e.agent_id.hash(&mut h),
         EventPayload::PriorityChanged(e) => (&e.to, &e.reason).hash(&mut h),
