@@ -51,6 +51,18 @@ impl Feed {
             };
             FeedError::from_nats("find the event stream", answer, err)
         })?;
+        // A position the stream has not reached was never handed out; a consumer started past
+        // it would wait silently until the stream grew that far.
+        let stream_end = stream.cached_info().state.last_sequence;
+        if subscription.after_position > stream_end {
+            return Err(FeedError::invalid(
+                "after_position",
+                format!(
+                    "invalid after_position: {} is beyond the stream's last position {stream_end}",
+                    subscription.after_position
+                ),
+            ));
+        }
         let filter = format!("{}.{}.ticket.>", store.subject_prefix, subscription.tenant);
 
         // Read before the consumer exists: whatever is appended in between is live, and is

@@ -156,6 +156,19 @@ async fn a_subscription_after_the_last_event_is_caught_up_at_once_at_its_positio
     assert_eq!(first.position, 7);
     assert_eq!(first.ticket_id, opened.ticket_id);
     assert_eq!(first.event_type, "ticket.opened");
+
+    // A position the stream has not reached is refused, not waited for.
+    let beyond = csmp_proto::v1::SubscribeRequest {
+        tenant: "acme".to_owned(),
+        after_position: 8,
+        event_types: Vec::new(),
+    };
+    let status = feed.subscribe(beyond).await.expect_err("a position not reached fails");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(
+        status.message(),
+        "invalid after_position: 8 is beyond the stream's last position 7"
+    );
 }
 
 #[tokio::test]
