@@ -49,7 +49,8 @@ impl QueryService {
     /// each look at the checkpoints, so that waiting queries cannot starve the pool.
     async fn read(&self, models: &[Model], min_position: u64) -> Result<Client, Status> {
         if min_position > 0 {
-            let last = self.stream_last_position().await?;
+            // No position was handed out by a stream that does not exist.
+            let last = self.stream_last_position().await?.ok_or_else(|| self.no_stream())?;
             if min_position > last {
                 return Err(Status::invalid_argument(format!(
                     "invalid min_position: {min_position} is beyond the stream's last position {last}"
@@ -278,10 +279,16 @@ impl TicketQueries for QueryService {
         _request: Request<pb::ProjectorStatusRequest>,
     ) -> Result<Response<pb::ProjectorStatus>, Status> {
         let pg = self.inner.pool.get().await.map_err(pool_status)?;
-        let last = self.stream_last_position().await?;
+        let stream_last = self.stream_last_position().await?;
+        let last = stream_last.unwrap_or(0);
         let mut projectors = Vec::new();
         for model in Model::ALL {
             let (checkpoint, updated_at, dead_letters) = wait::checkpoint(&pg, model).await?;
+            // Read models ahead of a stream that is not there: this service reads another
+            // stream than the projectors did.
+            if stream_last.is_none() && checkpoint > 0 {
+                return Err(self.no_stream());
+            }
             projectors.push(pb::ProjectorState {
                 name: model.schema().to_owned(),
                 checkpoint,
@@ -296,8 +303,16 @@ impl TicketQueries for QueryService {
 }
 
 impl QueryService {
-    /// The stream's last position; 0 while the stream does not exist.
-    async fn stream_last_position(&self) -> Result<u64, Status> {
+    fn no_stream(&self) -> Status {
+        Status::unavailable(format!(
+            "event stream {} not found: no command has been stored in it yet, or this service \
+             is configured with another stream than the command service and projectors",
+            self.inner.config.store.stream
+        ))
+    }
+
+    /// The stream's last position; `None` while the stream does not exist.
+    async fn stream_last_position(&self) -> Result<Option<u64>, Status> {
         use async_nats::jetstream::context::GetStreamErrorKind;
         let name = &self.inner.config.store.stream;
         match self.inner.js.get_stream(name).await {
@@ -305,7 +320,7 @@ impl QueryService {
                 let info = stream.info().await.map_err(|err| {
                     Status::unavailable(format!("failed to read stream {name}: {err}"))
                 })?;
-                Ok(info.state.last_sequence)
+                Ok(Some(info.state.last_sequence))
             }
             Err(err)
                 if matches!(
@@ -314,7 +329,7 @@ impl QueryService {
                         if js.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND
                 ) =>
             {
-                Ok(0)
+                Ok(None)
             }
             Err(err) => Err(Status::unavailable(format!("failed to read stream {name}: {err}"))),
         }

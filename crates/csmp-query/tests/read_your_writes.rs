@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use csmp_domain::TenantId;
 use csmp_projector::ProjectorKind;
 use csmp_proto::v1 as pb;
+use csmp_proto::v1::ticket_queries_server::TicketQueries;
 use harness::support::*;
 use harness::*;
 use tonic::Code;
@@ -45,6 +46,26 @@ async fn min_position_beyond_the_stream_is_refused_at_once() {
     );
     let at_the_end = client.get_ticket(get(last)).await.unwrap().into_inner();
     assert_eq!(at_the_end.ticket.unwrap().version, 1);
+
+    // A service pointed at a stream that does not exist, over read models that hold events:
+    // the position and the projectors' lag cannot be judged, and the answer says why.
+    let missing = format!("{}_MISSING", h.stream.stream);
+    let config = csmp_query::QueryServiceConfig {
+        store: csmp_eventstore::EventStoreConfig { stream: missing.clone(), ..store(&h.stream) },
+        database_url: h.db.url.clone(),
+        read_your_writes_timeout: Duration::from_secs(5),
+    };
+    let misconfigured =
+        csmp_query::QueryService::connect(h.nats.clone(), config, h.clock.clone()).await.unwrap();
+    let expected = format!(
+        "event stream {missing} not found: no command has been stored in it yet, or this service \
+         is configured with another stream than the command service and projectors"
+    );
+    let err = misconfigured.get_ticket(tonic::Request::new(get(1))).await.unwrap_err();
+    assert_eq!((err.code(), err.message()), (Code::Unavailable, expected.as_str()));
+    let status = pb::ProjectorStatusRequest {};
+    let err = misconfigured.get_projector_status(tonic::Request::new(status)).await.unwrap_err();
+    assert_eq!((err.code(), err.message()), (Code::Unavailable, expected.as_str()));
     h.shutdown().await;
 }
 
