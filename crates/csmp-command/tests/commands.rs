@@ -250,7 +250,7 @@ async fn a_refund_above_the_tenants_limit_waits_for_a_lead() {
     assert_eq!(above.event_types, ["refund.requested"]);
     assert_eq!(
         expect_status(by_agent, Code::PermissionDenied),
-        "approving a refund of 150.00 EUR needs a lead; tier1_agent may approve up to 100.00 EUR"
+        "only a lead may approve a refund awaiting approval; tier1_agent may not"
     );
     assert_eq!(by_lead.event_types, ["refund.approved"]);
     assert_eq!(by_lead.version, 4);

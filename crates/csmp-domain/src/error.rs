@@ -61,9 +61,10 @@ pub enum DomainError {
     /// The actor's role may not issue this command.
     #[error("{role} may not {action}")]
     RoleNotAllowed { role: String, action: &'static str },
-    /// Only a lead approves or rejects a refund above an agent's limit.
-    #[error("approving a refund of {amount} needs a lead; {role} may approve up to {limit}")]
-    ApprovalNeedsLead { role: String, amount: String, limit: String },
+    /// Only a lead approves or rejects a refund that waits for approval, whatever the amount and
+    /// whatever the other role's own refund limit.
+    #[error("only a lead may {decision} a refund awaiting approval; {role} may not")]
+    ApprovalNeedsLead { role: String, decision: &'static str },
     /// This SLA signal is already in the ticket's history (`FAILED_PRECONDITION`); the timer
     /// treats it as done.
     #[error("the {kind} of the {target} clock (cycle {cycle}) is already recorded")]

@@ -407,15 +407,15 @@ impl Ticket {
                     })),
                 }
             }
+            // The role is checked first: who may not decide learns nothing of the refund.
             Command::ApproveRefund { refund_id } => {
-                let amount = self.pending_refund(refund_id)?;
                 if !RefundLimits::may_approve(role) {
                     return Err(DomainError::ApprovalNeedsLead {
                         role: role.to_string(),
-                        amount: amount.to_string(),
-                        limit: describe_limit(&ctx.refund_limits, role, amount.currency),
+                        decision: "approve",
                     });
                 }
+                let amount = self.pending_refund(refund_id)?;
                 if self.requester(refund_id).as_deref() == Some(ctx.actor.id.as_str()) {
                     return Err(DomainError::SelfApproval(refund_id.to_string()));
                 }
@@ -429,14 +429,13 @@ impl Ticket {
             }
             Command::RejectRefund { refund_id, reason } => {
                 check_note("reason", reason, true)?;
-                let amount = self.pending_refund(refund_id)?;
                 if !RefundLimits::may_approve(role) {
                     return Err(DomainError::ApprovalNeedsLead {
                         role: role.to_string(),
-                        amount: amount.to_string(),
-                        limit: describe_limit(&ctx.refund_limits, role, amount.currency),
+                        decision: "reject",
                     });
                 }
+                let amount = self.pending_refund(refund_id)?;
                 if self.status == TicketStatus::Closed {
                     return Err(wrong_state());
                 }
@@ -708,13 +707,6 @@ pub enum HistoryError {
     VersionGap { expected: u64, found: u64 },
     #[error("{event_type} cannot stand at this place in a ticket's history")]
     OutOfPlace { event_type: &'static str },
-}
-
-fn describe_limit(limits: &RefundLimits, role: Role, currency: Currency) -> String {
-    match limits.limit(role, currency) {
-        Some(limit) => Money { amount_minor: limit, currency }.to_string(),
-        None => "any amount".to_owned(),
-    }
 }
 
 fn check_context(ctx: &CommandContext) -> Result<(), DomainError> {

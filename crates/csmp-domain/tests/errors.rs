@@ -104,11 +104,7 @@ fn kind_and_field_of_every_error() {
             None,
         ),
         (
-            DomainError::ApprovalNeedsLead {
-                role: "tier1_agent".into(),
-                amount: "120.00 EUR".into(),
-                limit: "50.00 EUR".into(),
-            },
+            DomainError::ApprovalNeedsLead { role: "tier1_agent".into(), decision: "approve" },
             ErrorKind::NotPermitted,
             None,
         ),
@@ -138,15 +134,8 @@ fn messages_are_lowercase_and_name_the_context() {
             "customer may not resolve",
         ),
         (
-            DomainError::ApprovalNeedsLead {
-                role: "tier1_agent".into(),
-                amount: "120.00 EUR".into(),
-                limit: "50.00 EUR".into(),
-            },
-            concat!(
-                "approving a refund of 120.00 EUR needs a lead; ",
-                "tier1_agent may approve up to 50.00 EUR"
-            ),
+            DomainError::ApprovalNeedsLead { role: "tier1_agent".into(), decision: "reject" },
+            "only a lead may reject a refund awaiting approval; tier1_agent may not",
         ),
         (
             DomainError::RefundAwaitingApproval("rf-2".into()),
