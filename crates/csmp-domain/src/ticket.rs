@@ -452,6 +452,27 @@ impl Ticket {
                 if *cycle == 0 {
                     return Err(DomainError::invalid("cycle", "cycles count from 1"));
                 }
+                let once = matches!(
+                    target,
+                    SlaTargetKind::FirstResponse | SlaTargetKind::ComplaintAcknowledgement
+                );
+                if once && *cycle != 1 {
+                    return Err(DomainError::invalid(
+                        "cycle",
+                        format!("{target} runs once, so its only cycle is 1, not {cycle}"),
+                    ));
+                }
+                let complaint = self.opening.as_ref().is_some_and(|o| o.is_complaint);
+                if *target == SlaTargetKind::ComplaintAcknowledgement && !complaint {
+                    return Err(DomainError::invalid(
+                        "target",
+                        "complaint_acknowledgement is measured on complaints only",
+                    ));
+                }
+                // A closed ticket has no clock left to warn or breach.
+                if self.status == TicketStatus::Closed {
+                    return Err(wrong_state());
+                }
                 check_time("due_at", *due_at)?;
                 if self.sla_signals.contains(&(*target, *cycle, *kind)) {
                     return Err(DomainError::SlaSignalRecorded {

@@ -89,3 +89,41 @@ fn target_names_parse_and_unknown_ones_name_the_field() {
     let err = SlaTargetKind::parse("lunch").unwrap_err();
     assert_eq!(err.field(), Some("target"));
 }
+
+#[test]
+fn a_signal_no_clock_of_the_ticket_could_give_is_refused() {
+    // The opened ticket of the support module is no complaint.
+    given_opened()
+        .when(
+            record(SlaTargetKind::ComplaintAcknowledgement, 1, SlaSignalKind::Breach),
+            ctx(system(), at(15)),
+        )
+        .then_error(DomainError::InvalidField {
+            field: "target",
+            reason: "complaint_acknowledgement is measured on complaints only".into(),
+        });
+    given_opened()
+        .when(
+            record(SlaTargetKind::FirstResponse, 2, SlaSignalKind::Warning),
+            ctx(system(), at(15)),
+        )
+        .then_error(DomainError::InvalidField {
+            field: "cycle",
+            reason: "first_response runs once, so its only cycle is 1, not 2".into(),
+        });
+
+    let closed = || {
+        given([
+            by(customer(), at(0), opened()),
+            by(tier1(), at(5), acknowledged("agent-1")),
+            by(tier1(), at(10), resolved()),
+            by(tier1(), at(11), closed()),
+        ])
+    };
+    closed()
+        .when(record(SlaTargetKind::Resolution, 1, SlaSignalKind::Breach), ctx(system(), at(15)))
+        .then_error(DomainError::InvalidTransition {
+            action: "record an SLA signal on",
+            status: TicketStatus::Closed,
+        });
+}
