@@ -126,10 +126,27 @@ async fn main() -> std::process::ExitCode {
     match dispatch(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", describe(&err));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// An error with its causes, each said once: many errors repeat their cause in their own
+/// message, which anyhow's `{:#}` would then print twice.
+fn describe(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -160,5 +177,41 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Commands::Run(args) => run::main_job(&global, args).await,
         Commands::Audit(args) => audit::run(&global, args).await,
         Commands::Projection(args) => projection::run(&global, &args).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    /// An error that names its cause in its message and also gives it as its source.
+    #[derive(Debug)]
+    struct Repeats(std::io::Error);
+
+    impl std::fmt::Display for Repeats {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "failed to parse settings.json: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Repeats {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = || std::io::Error::other("expected value at line 1 column 2");
+        let err = anyhow::Error::new(Repeats(io())).context("command service");
+        assert_eq!(
+            describe(&err),
+            "command service: failed to parse settings.json: expected value at line 1 column 2"
+        );
+        let plain = anyhow::Error::new(io()).context("failed to read settings.json");
+        assert_eq!(
+            describe(&plain),
+            "failed to read settings.json: expected value at line 1 column 2"
+        );
     }
 }

@@ -127,11 +127,13 @@ fn check_request_id(request_id: &str) -> Result<(), Status> {
 /// A protobuf time; its nanos must lie in 0..=999,999,999, as protobuf defines them (chrono would
 /// read larger ones at second 59 as a leap second).
 fn timestamp(field: &str, ts: prost_types::Timestamp) -> Result<DateTime<Utc>, Status> {
-    u32::try_from(ts.nanos)
-        .ok()
-        .filter(|nanos| *nanos < 1_000_000_000)
-        .and_then(|nanos| DateTime::from_timestamp(ts.seconds, nanos))
-        .ok_or_else(|| invalid(field, format!("{ts} is not a valid time")))
+    let nanos =
+        u32::try_from(ts.nanos).ok().filter(|nanos| *nanos < 1_000_000_000).ok_or_else(|| {
+            invalid(field, format!("nanos {} is not within 0 to 999,999,999", ts.nanos))
+        })?;
+    DateTime::from_timestamp(ts.seconds, nanos).ok_or_else(|| {
+        invalid(field, format!("seconds {} is beyond the times this service handles", ts.seconds))
+    })
 }
 
 fn ticket_id(raw: &str) -> Result<TicketId, Status> {
@@ -473,7 +475,7 @@ mod tests {
                     ..open.clone()
                 }
                 .into_command(),
-                "invalid occurred_at: 1969-12-31T23:59:59.999999999Z is not a valid time",
+                "invalid occurred_at: nanos -1 is not within 0 to 999,999,999",
             ),
             (
                 // Past protobuf's nanos range: chrono would take it for a leap second.
@@ -488,7 +490,19 @@ mod tests {
                     ..open.clone()
                 }
                 .into_command(),
-                "invalid occurred_at: 1970-01-01T00:01:00.500Z is not a valid time",
+                "invalid occurred_at: nanos 1500000000 is not within 0 to 999,999,999",
+            ),
+            (
+                pb::OpenTicketRequest {
+                    meta: Some(pb::CommandMeta {
+                        occurred_at: Some(prost_types::Timestamp { seconds: i64::MAX, nanos: 0 }),
+                        ..meta()
+                    }),
+                    ..open.clone()
+                }
+                .into_command(),
+                "invalid occurred_at: seconds 9223372036854775807 is beyond the times this \
+                 service handles",
             ),
             (
                 pb::RefundTicketRequest {

@@ -110,6 +110,12 @@ impl TenantSettings {
     pub fn from_json_file(path: &Path) -> Result<Self, SettingsError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| SettingsError::Read { path: path.to_owned(), source })?;
+        // serde would also read a struct from an array of its fields: `[]` would pass as an
+        // empty object and start the service on defaults.
+        if !text.trim_start().starts_with('{') {
+            let reason = "the file must hold one JSON object (see docs/configuration.md)".into();
+            return Err(SettingsError::Invalid { path: path.to_owned(), reason });
+        }
         let settings: TenantSettings = serde_json::from_str(&text)
             .map_err(|source| SettingsError::Parse { path: path.to_owned(), source })?;
         settings
@@ -237,6 +243,31 @@ mod tests {
                 path.display()
             )
         );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_settings_file_that_is_no_object_is_refused() {
+        let dir = std::env::temp_dir().join(format!("csmp-settings-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tenants.json");
+        for text in ["[]", " [{}]", "null", "42"] {
+            std::fs::write(&path, text).unwrap();
+
+            let err = TenantSettings::from_json_file(&path).unwrap_err();
+
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "invalid tenant settings {}: the file must hold one JSON object (see \
+                     docs/configuration.md)",
+                    path.display()
+                ),
+                "{text}"
+            );
+        }
+        std::fs::write(&path, " {}").unwrap();
+        assert!(TenantSettings::from_json_file(&path).is_ok());
         std::fs::remove_dir_all(dir).unwrap();
     }
 
