@@ -106,7 +106,7 @@ pub async fn tenant_section(
                 priority_name(t.priority),
                 customer_tier_name(t.customer_tier),
                 status_name(t.status),
-                sla_state(&t),
+                sla_state(&t, chrono::Utc::now()),
                 t.subject
             )?;
         }
@@ -326,9 +326,10 @@ fn customer_tier_name(tier: i32) -> &'static str {
     }
 }
 
-/// A queue row's SLA: its earliest running due time, or why none runs.
-fn sla_state(t: &pb::TicketSummary) -> String {
+/// A queue row's SLA at `now`: its earliest running due time, or why none runs.
+fn sla_state(t: &pb::TicketSummary, now: chrono::DateTime<chrono::Utc>) -> String {
     match t.sla_due_at {
+        Some(ts) if ts.seconds < now.timestamp() => format!("over{}", format_ts(&ts)),
         Some(ts) => format_ts(&ts),
         // Imported tickets were opened at an unknown time: nothing to measure from.
         None if t.opened_at.is_none() => "no SLA clock".to_owned(),
@@ -411,17 +412,18 @@ mod tests {
             sla_due_at,
             ..Default::default()
         };
-        assert_eq!(sla_state(&row(pb::TicketStatus::Open, opened, Some(due))), "due 16:00:00 UTC");
-        assert_eq!(sla_state(&row(pb::TicketStatus::New, None, None)), "no SLA clock");
+        let now = chrono::DateTime::from_timestamp(1_764_000_000, 0).unwrap();
+        let state = |t: pb::TicketSummary| sla_state(&t, now);
+        assert_eq!(state(row(pb::TicketStatus::Open, opened, Some(due))), "due 16:00:00 UTC");
+        let earlier = prost_types::Timestamp { seconds: 1_763_999_999, nanos: 0 };
         assert_eq!(
-            sla_state(&row(pb::TicketStatus::WaitingOnCustomer, opened, None)),
-            "SLA paused"
+            state(row(pb::TicketStatus::Open, opened, Some(earlier))),
+            "overdue 15:59:59 UTC"
         );
-        assert_eq!(
-            sla_state(&row(pb::TicketStatus::WaitingOnCustomer, None, None)),
-            "no SLA clock"
-        );
-        assert_eq!(sla_state(&row(pb::TicketStatus::Open, opened, None)), "no running SLA clock");
+        assert_eq!(state(row(pb::TicketStatus::New, None, None)), "no SLA clock");
+        assert_eq!(state(row(pb::TicketStatus::WaitingOnCustomer, opened, None)), "SLA paused");
+        assert_eq!(state(row(pb::TicketStatus::WaitingOnCustomer, None, None)), "no SLA clock");
+        assert_eq!(state(row(pb::TicketStatus::Open, opened, None)), "no running SLA clock");
     }
 
     #[test]
