@@ -7,4 +7,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 cargo build --release -p csmp-cli
 target_dir=${CARGO_TARGET_DIR:-target}
+# Help needs no servers.
+for arg in "$@"; do
+  case "$arg" in
+    -h | --help) exec "$target_dir/release/csmp" run "$@" ;;
+  esac
+done
 exec bash scripts/with-stack.sh "$target_dir/release/csmp" run "$@"
