@@ -228,7 +228,48 @@ pub async fn tenant_section(
         }
     }
 
-    // 5. Refunds.
+    // 5. Agents: who acknowledged, resolved and escalated what; the SLA timer's escalations
+    // appear under its own name.
+    let agents = client
+        .get_agent_performance(pb::AgentPerformanceRequest {
+            tenant: tenant.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .map_err(status_error("agent performance"))?
+        .into_inner();
+    if !agents.agents.is_empty() {
+        writeln!(out, "\nAgents")?;
+        writeln!(
+            out,
+            "  {:<16}{:>8}{:>10}{:>11}{:>8}{:>8}{:>16}{:>14}",
+            "agent",
+            "acked",
+            "resolved",
+            "escalated",
+            "rated",
+            "CSAT",
+            "first response",
+            "resolution"
+        )?;
+        for a in &agents.agents {
+            writeln!(
+                out,
+                "  {:<16}{:>8}{:>10}{:>11}{:>8}{:>8}{:>16}{:>14}",
+                a.agent,
+                a.acknowledged,
+                a.resolved,
+                a.escalated,
+                a.rated,
+                opt(a.csat_average, 2),
+                duration(a.first_response_median_seconds),
+                duration(a.resolution_median_seconds)
+            )?;
+        }
+        writeln!(out, "  (first response and resolution: medians of the tickets they took)")?;
+    }
+
+    // 6. Refunds.
     let refunds = client
         .get_refund_summary(pb::RefundSummaryRequest { tenant: tenant.to_owned(), min_position: 0 })
         .await
