@@ -98,11 +98,13 @@ impl fmt::Display for TicketId {
     }
 }
 
-/// Checks an opaque id: non-empty, at most [`MAX_ID_LEN`] characters, no space at either end, no
-/// control or invisible characters. Two ids that look the same are the same id: otherwise
-/// `"lead-1 "` would be another person than `"lead-1"`, and could approve lead-1's refund.
+/// Checks an opaque id: not blank, at most [`MAX_ID_LEN`] characters, no space at either end, no
+/// control or invisible characters, in Unicode's composed form (NFC). Two ids that look the same
+/// are the same id: otherwise `"lead-1 "` would be another person than `"lead-1"`, and could
+/// approve lead-1's refund; so would `"jose\u{301}"` (e and a combining accent) beside
+/// `"jos\u{e9}"`.
 pub fn check_opaque_id(field: &'static str, raw: &str) -> Result<(), DomainError> {
-    if raw.trim().is_empty() {
+    if is_blank(raw) {
         return Err(DomainError::invalid(field, "must not be empty"));
     }
     let len = raw.chars().count();
@@ -124,29 +126,47 @@ pub fn check_opaque_id(field: &'static str, raw: &str) -> Result<(), DomainError
             format!("must not contain the invisible character U+{:04X}", u32::from(c)),
         ));
     }
+    if !unicode_normalization::is_nfc(raw) {
+        return Err(DomainError::invalid(
+            field,
+            format!("{} is not in Unicode's composed form (NFC)", quoted(raw)),
+        ));
+    }
     Ok(())
 }
 
-/// Characters that print as nothing: zero-width spaces and joiners, direction marks and
-/// overrides, the soft hyphen, the byte order mark and their kin (Unicode's format characters
-/// outside scripts that need them, and the Hangul fillers).
-fn is_invisible(c: char) -> bool {
+/// Whether `text` shows nothing: empty, or only spaces and invisible characters.
+pub fn is_blank(text: &str) -> bool {
+    text.chars().all(|c| c.is_whitespace() || is_invisible(c))
+}
+
+/// Characters that print as nothing: Unicode's default-ignorable code points (zero-width spaces
+/// and joiners, direction marks and overrides, variation selectors, the soft hyphen, tag
+/// characters, Hangul fillers, ...), the other format characters that show no glyph of their
+/// own (the byte order mark, interlinear annotation and Egyptian format controls), and the
+/// braille blank.
+pub fn is_invisible(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'
             | '\u{034F}'
             | '\u{061C}'
-            | '\u{115F}'
-            | '\u{1160}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
             | '\u{180B}'..='\u{180F}'
             | '\u{200B}'..='\u{200F}'
             | '\u{202A}'..='\u{202E}'
             | '\u{2060}'..='\u{206F}'
+            | '\u{2800}'
             | '\u{3164}'
             | '\u{FE00}'..='\u{FE0F}'
             | '\u{FEFF}'
             | '\u{FFA0}'
-            | '\u{FFF0}'..='\u{FFF8}'
+            | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E0FFF}'
     )
 }
 

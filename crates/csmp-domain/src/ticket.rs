@@ -12,7 +12,7 @@ use crate::command::{limits, Command, CommandContext, OpenTicket, RefundLimits};
 use crate::error::DomainError;
 use crate::event::{self, current_schema_version, EventEnvelope, EventPayload, RecordedEvent};
 use crate::feedback::{feedback_themes, Sentiment};
-use crate::ids::{check_opaque_id, AgentId, CustomerId, RefundId, TenantId, TicketId};
+use crate::ids::{check_opaque_id, is_blank, AgentId, CustomerId, RefundId, TenantId, TicketId};
 use crate::money::{Currency, Money};
 use crate::types::{
     Actor, Channel, CustomerTier, Priority, Role, SlaSignalKind, SlaTargetKind, SupportTier,
@@ -752,12 +752,12 @@ fn check_context(ctx: &CommandContext) -> Result<(), DomainError> {
 }
 
 fn check_open(open: &OpenTicket) -> Result<(), DomainError> {
-    if open.subject.trim().is_empty() {
+    if is_blank(&open.subject) {
         return Err(DomainError::invalid("subject", "must not be empty"));
     }
     check_len("subject", &open.subject, limits::SUBJECT)?;
     check_len("description", &open.description, limits::DESCRIPTION)?;
-    if open.category.trim().is_empty() {
+    if is_blank(&open.category) {
         return Err(DomainError::invalid("category", "must not be empty"));
     }
     check_len("category", &open.category, limits::CATEGORY)?;
@@ -767,7 +767,7 @@ fn check_open(open: &OpenTicket) -> Result<(), DomainError> {
 
 /// Checks a free-text note: within [`limits::NOTE`], and non-empty when `required`.
 fn check_note(field: &'static str, text: &str, required: bool) -> Result<(), DomainError> {
-    if required && text.trim().is_empty() {
+    if required && is_blank(text) {
         return Err(DomainError::invalid(field, "must not be empty"));
     }
     check_len(field, text, limits::NOTE)

@@ -487,6 +487,13 @@ fn open_without_subject_or_category() {
     given([])
         .when(Command::Open(open), ctx(customer(), at(0)))
         .then_error(invalid("category", "must not be empty"));
+
+    // Characters that show nothing make no subject either.
+    let mut open = open_command();
+    open.subject = "\u{200B}\u{FEFF} \u{2800}".into();
+    given([])
+        .when(Command::Open(open), ctx(customer(), at(0)))
+        .then_error(invalid("subject", "must not be empty"));
 }
 
 #[test]
@@ -809,6 +816,22 @@ fn request_id_and_actor_id_must_be_usable() {
     given_acknowledged()
         .when(resolve(), ctx.clone())
         .then_error(invalid("actor.id", "must not contain the invisible character U+FEFF"));
+    ctx.actor.id = "lead-1\u{E0020}".into();
+    given_acknowledged()
+        .when(resolve(), ctx.clone())
+        .then_error(invalid("actor.id", "must not contain the invisible character U+E0020"));
+    ctx.actor.id = "\u{2800}".into();
+    given_acknowledged()
+        .when(resolve(), ctx.clone())
+        .then_error(invalid("actor.id", "must not be empty"));
+    // The same name, once composed and once as e plus a combining accent.
+    ctx.actor.id = "jose\u{301}".into();
+    given_acknowledged().when(resolve(), ctx.clone()).then_error(invalid(
+        "actor.id",
+        "\"jose\\u{301}\" is not in Unicode's composed form (NFC)",
+    ));
+    ctx.actor.id = "jos\u{E9}".into();
+    given_acknowledged().when(resolve(), ctx.clone()).then(resolved());
     // Spaces inside an id, and letters of any script, are fine.
     ctx.actor.id = "Ana María".into();
     given_acknowledged().when(resolve(), ctx).then(resolved());
