@@ -452,11 +452,8 @@ impl Ticket {
                 if *cycle == 0 {
                     return Err(DomainError::invalid("cycle", "cycles count from 1"));
                 }
-                let once = matches!(
-                    target,
-                    SlaTargetKind::FirstResponse | SlaTargetKind::ComplaintAcknowledgement
-                );
-                if once && *cycle != 1 {
+                // Only next response starts a new cycle, on each customer reply.
+                if *target != SlaTargetKind::NextResponse && *cycle != 1 {
                     return Err(DomainError::invalid(
                         "cycle",
                         format!("{target} runs once, so its only cycle is 1, not {cycle}"),
@@ -469,9 +466,16 @@ impl Ticket {
                         "complaint_acknowledgement is measured on complaints only",
                     ));
                 }
-                // A closed ticket has no clock left to warn or breach.
+                // A closed ticket has no clock left to warn or breach, and one opened at an
+                // unknown time never had one.
                 if self.status == TicketStatus::Closed {
                     return Err(wrong_state());
+                }
+                if self.opening.as_ref().is_some_and(|o| o.opened_at.is_none()) {
+                    return Err(DomainError::invalid(
+                        "ticket_id",
+                        "the ticket has no SLA clocks: it was opened at an unknown time",
+                    ));
                 }
                 check_time("due_at", *due_at)?;
                 if self.sla_signals.contains(&(*target, *cycle, *kind)) {
@@ -730,12 +734,23 @@ pub enum HistoryError {
     OutOfPlace { event_type: &'static str },
 }
 
+/// The request ids of the SLA timer's signals and escalations start with this.
+pub const SLA_REQUEST_PREFIX: &str = "sla:";
+
 fn check_context(ctx: &CommandContext) -> Result<(), DomainError> {
     check_opaque_id("actor.id", &ctx.actor.id)?;
     if ctx.request_id.trim().is_empty() {
         return Err(DomainError::invalid("request_id", "must not be empty"));
     }
     check_len("request_id", &ctx.request_id, limits::REQUEST_ID)?;
+    // The SLA timer's request ids are its signals' keys; another caller taking one would make
+    // the timer's signal a reused request id, refused for ever.
+    if ctx.request_id.starts_with(SLA_REQUEST_PREFIX) && ctx.actor.role != Role::System {
+        return Err(DomainError::invalid(
+            "request_id",
+            format!("the prefix {SLA_REQUEST_PREFIX:?} is kept for the SLA timer's signals"),
+        ));
+    }
     if let Some(at) = ctx.occurred_at {
         if ctx.actor.role != Role::Importer {
             return Err(DomainError::invalid(

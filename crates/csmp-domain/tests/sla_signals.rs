@@ -127,3 +127,41 @@ fn a_signal_no_clock_of_the_ticket_could_give_is_refused() {
             status: TicketStatus::Closed,
         });
 }
+
+#[test]
+fn only_next_response_has_more_than_one_cycle() {
+    given_opened()
+        .when(record(SlaTargetKind::Resolution, 2, SlaSignalKind::Breach), ctx(system(), at(15)))
+        .then_error(DomainError::InvalidField {
+            field: "cycle",
+            reason: "resolution runs once, so its only cycle is 1, not 2".into(),
+        });
+}
+
+#[test]
+fn a_ticket_imported_without_an_opening_time_takes_no_signal() {
+    given([by(importer(), at(0), opened())])
+        .when(record(SlaTargetKind::Resolution, 1, SlaSignalKind::Breach), ctx(system(), at(15)))
+        .then_error(DomainError::InvalidField {
+            field: "ticket_id",
+            reason: "the ticket has no SLA clocks: it was opened at an unknown time".into(),
+        });
+}
+
+#[test]
+fn request_ids_of_the_sla_timers_form_are_kept_for_the_system() {
+    let mut agent = ctx(tier1(), at(2));
+    agent.request_id = "sla:first_response:1:warning".into();
+    given_opened().when(Command::Assign { agent_id: agent_id("agent-1") }, agent).then_error(
+        DomainError::InvalidField {
+            field: "request_id",
+            reason: "the prefix \"sla:\" is kept for the SLA timer's signals".into(),
+        },
+    );
+
+    let mut timer = ctx(system(), at(12));
+    timer.request_id = "sla:first_response:1:warning".into();
+    given_opened()
+        .when(record(SlaTargetKind::FirstResponse, 1, SlaSignalKind::Warning), timer)
+        .then(EventPayload::SlaWarningReached(signal(SlaTargetKind::FirstResponse, 1)));
+}
