@@ -24,7 +24,7 @@ pub enum DomainError {
     #[error("invalid {field}: {reason}")]
     InvalidField { field: &'static str, reason: String },
     /// A text field is longer than its documented limit.
-    #[error("{field} is {len} characters long, the limit is {max}")]
+    #[error("invalid {field}: {len} characters long, the limit is {max}")]
     TooLong { field: &'static str, len: usize, max: usize },
     /// No ticket with this id exists for the tenant; a customer gets this for another
     /// customer's ticket too.
@@ -59,7 +59,7 @@ pub enum DomainError {
     #[error("refund {0} awaits a lead's approval; approve or reject it before closing")]
     RefundAwaitingApproval(String),
     /// The actor's role may not issue this command.
-    #[error("{role} may not {action}")]
+    #[error("{role} may not {action} a ticket")]
     RoleNotAllowed { role: String, action: &'static str },
     /// Only a lead approves or rejects a refund that waits for approval, whatever the amount and
     /// whatever the other role's own refund limit.

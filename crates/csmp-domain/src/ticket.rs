@@ -809,7 +809,10 @@ fn check_len(field: &'static str, text: &str, max: usize) -> Result<(), DomainEr
 pub fn check_time(field: &'static str, at: DateTime<Utc>) -> Result<(), DomainError> {
     let latest = DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z").expect("a valid time");
     if at < DateTime::UNIX_EPOCH || at > latest {
-        return Err(DomainError::invalid(field, format!("{at} is not between 1970 and 9999")));
+        return Err(DomainError::invalid(
+            field,
+            format!("{at} is not between 1970-01-01 00:00:00 and 9999-12-31 23:59:59 UTC"),
+        ));
     }
     // chrono keeps a leap second as nanoseconds past a second's end; PostgreSQL and most readers
     // of RFC 3339 would order or parse it differently.

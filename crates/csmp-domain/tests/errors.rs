@@ -120,7 +120,7 @@ fn messages_are_lowercase_and_name_the_context() {
     let cases = [
         (
             DomainError::TooLong { field: "subject", len: 201, max: 200 },
-            "subject is 201 characters long, the limit is 200",
+            "invalid subject: 201 characters long, the limit is 200",
         ),
         (
             DomainError::InvalidTransition {
@@ -131,7 +131,7 @@ fn messages_are_lowercase_and_name_the_context() {
         ),
         (
             DomainError::RoleNotAllowed { role: "customer".into(), action: "resolve" },
-            "customer may not resolve",
+            "customer may not resolve a ticket",
         ),
         (
             DomainError::ApprovalNeedsLead { role: "tier1_agent".into(), decision: "reject" },

@@ -49,7 +49,9 @@ fn an_importer_time_before_1970_is_refused() {
 
     given([]).when(Command::Open(open_command()), context).then_error(DomainError::InvalidField {
         field: "occurred_at",
-        reason: "1969-12-31 23:59:59 UTC is not between 1970 and 9999".into(),
+        reason: "1969-12-31 23:59:59 UTC is not between 1970-01-01 00:00:00 and \
+         9999-12-31 23:59:59 UTC"
+            .into(),
     });
 }
 
@@ -66,7 +68,9 @@ fn an_sla_due_time_beyond_9999_is_refused() {
 
     given_opened().when(command, ctx(system(), at(1))).then_error(DomainError::InvalidField {
         field: "due_at",
-        reason: "+10000-01-01 00:00:00 UTC is not between 1970 and 9999".into(),
+        reason: "+10000-01-01 00:00:00 UTC is not between 1970-01-01 00:00:00 and \
+         9999-12-31 23:59:59 UTC"
+            .into(),
     });
 }
 

@@ -67,7 +67,9 @@ async fn malformed_filters_and_ranges_name_the_field() {
             ),
             (
                 Code::InvalidArgument,
-                "invalid from: 1969-12-31 23:59:59 UTC is not between 1970 and 9999".into()
+                "invalid from: 1969-12-31 23:59:59 UTC is not between 1970-01-01 00:00:00 and \
+                 9999-12-31 23:59:59 UTC"
+                    .into()
             ),
         ]
     );
