@@ -21,8 +21,8 @@ pub async fn command_service(
     tenant_settings: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let tenants = match tenant_settings {
-        Some(path) => TenantSettings::from_json_file(&path)
-            .with_context(|| format!("failed to read tenant settings {}", path.display()))?,
+        // The error names the file and what is wrong with it.
+        Some(path) => TenantSettings::from_json_file(&path)?,
         None => TenantSettings::default(),
     };
     let nats = connect_nats(&global.nats_url).await?;

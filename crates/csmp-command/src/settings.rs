@@ -110,14 +110,21 @@ impl TenantSettings {
     pub fn from_json_file(path: &Path) -> Result<Self, SettingsError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| SettingsError::Read { path: path.to_owned(), source })?;
-        // serde would also read a struct from an array of its fields: `[]` would pass as an
-        // empty object and start the service on defaults.
-        if !text.trim_start().starts_with('{') {
-            let reason = "the file must hold one JSON object (see docs/configuration.md)".into();
-            return Err(SettingsError::Invalid { path: path.to_owned(), reason });
+        let text = text.strip_prefix('\u{FEFF}').unwrap_or(&text);
+        let parse_error = |source| SettingsError::Parse { path: path.to_owned(), source };
+        let invalid = |reason: String| SettingsError::Invalid { path: path.to_owned(), reason };
+        // serde would also read a struct from an array of its fields: `[]` would pass as empty
+        // settings and start the service on the defaults. The settings hold no arrays at all.
+        let value: serde_json::Value = serde_json::from_str(text).map_err(parse_error)?;
+        if !value.is_object() {
+            return Err(invalid(
+                "the file must hold one JSON object (see docs/configuration.md)".into(),
+            ));
         }
-        let settings: TenantSettings = serde_json::from_str(&text)
-            .map_err(|source| SettingsError::Parse { path: path.to_owned(), source })?;
+        if let Some(at) = first_array(&value, "") {
+            return Err(invalid(format!("{at} is an array; the settings hold objects only")));
+        }
+        let settings: TenantSettings = serde_json::from_str(text).map_err(parse_error)?;
         settings
             .check()
             .map_err(|reason| SettingsError::Invalid { path: path.to_owned(), reason })?;
@@ -162,6 +169,18 @@ impl TenantSettings {
             }
         }
         Ok(())
+    }
+}
+
+/// The dotted path of the first array inside `value`, which sits at `at`.
+fn first_array(value: &serde_json::Value, at: &str) -> Option<String> {
+    match value {
+        serde_json::Value::Array(_) => Some(at.to_owned()),
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(key, field)| {
+            let path = if at.is_empty() { key.clone() } else { format!("{at}.{key}") };
+            first_array(field, &path)
+        }),
+        _ => None,
     }
 }
 
@@ -266,7 +285,28 @@ mod tests {
                 "{text}"
             );
         }
+        let nested = [
+            (r#"{"tenants": {"acme": []}}"#, "tenants.acme"),
+            (r#"{"default": []}"#, "default"),
+            (r#"{"tenants": {"acme": {"refund_limits": [1]}}}"#, "tenants.acme.refund_limits"),
+        ];
+        for (text, at) in nested {
+            std::fs::write(&path, text).unwrap();
+
+            let err = TenantSettings::from_json_file(&path).unwrap_err();
+
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "invalid tenant settings {}: {at} is an array; the settings hold objects only",
+                    path.display()
+                ),
+            );
+        }
         std::fs::write(&path, " {}").unwrap();
+        assert!(TenantSettings::from_json_file(&path).is_ok());
+        // A byte order mark, as some editors write one, is not part of the JSON.
+        std::fs::write(&path, "\u{FEFF}{\"default\": {}}").unwrap();
         assert!(TenantSettings::from_json_file(&path).is_ok());
         std::fs::remove_dir_all(dir).unwrap();
     }
