@@ -226,7 +226,7 @@ impl Money {
     pub fn positive(amount_minor: i64, currency: Currency) -> Result<Self, DomainError> {
         if amount_minor <= 0 {
             return Err(DomainError::invalid(
-                "amount_minor",
+                "amount.amount_minor",
                 format!("{amount_minor} is not a positive amount"),
             ));
         }

@@ -353,13 +353,13 @@ impl Ticket {
                 check_note("reason", reason, true)?;
                 if amount.amount_minor <= 0 {
                     return Err(DomainError::invalid(
-                        "amount_minor",
+                        "amount.amount_minor",
                         format!("{} is not a positive amount", amount.amount_minor),
                     ));
                 }
                 if amount.amount_minor > limits::MAX_REFUND_MINOR {
                     return Err(DomainError::invalid(
-                        "amount_minor",
+                        "amount.amount_minor",
                         format!(
                             "{} is above the largest refund, {}",
                             amount.amount_minor,
@@ -384,7 +384,7 @@ impl Ticket {
                     .sum();
                 if committed + i128::from(amount.amount_minor) > i128::from(i64::MAX) {
                     return Err(DomainError::invalid(
-                        "amount_minor",
+                        "amount.amount_minor",
                         format!(
                             "{} would take the ticket's refunds in {} past the largest total",
                             amount.amount_minor, amount.currency

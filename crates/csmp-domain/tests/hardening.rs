@@ -83,7 +83,7 @@ fn a_refund_above_the_largest_single_refund_is_refused() {
     };
 
     given_opened().when(command, ctx(lead(), at(1))).then_error(DomainError::InvalidField {
-        field: "amount_minor",
+        field: "amount.amount_minor",
         reason: "1000000000001 is above the largest refund, 1000000000000".into(),
     });
 }

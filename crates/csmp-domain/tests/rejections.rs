@@ -305,13 +305,13 @@ fn escalation_needs_a_reason() {
 fn refund_of_zero_or_a_negative_amount() {
     given_acknowledged()
         .when(refund("rf-1", eur(0)), ctx(tier1(), at(10)))
-        .then_error(invalid("amount_minor", "0 is not a positive amount"));
+        .then_error(invalid("amount.amount_minor", "0 is not a positive amount"));
     given_acknowledged()
         .when(refund("rf-1", eur(-100)), ctx(tier1(), at(10)))
-        .then_error(invalid("amount_minor", "-100 is not a positive amount"));
+        .then_error(invalid("amount.amount_minor", "-100 is not a positive amount"));
     assert_eq!(
         csmp_domain::Money::positive(0, csmp_domain::Currency::parse("EUR").unwrap()),
-        Err(invalid("amount_minor", "0 is not a positive amount"))
+        Err(invalid("amount.amount_minor", "0 is not a positive amount"))
     );
 }
 
@@ -324,7 +324,7 @@ fn refund_totals_that_would_overflow() {
     ])
     .when(refund("rf-3", eur(1)), ctx(lead(), at(10)))
     .then_error(invalid(
-        "amount_minor",
+        "amount.amount_minor",
         "1 would take the ticket's refunds in EUR past the largest total",
     ));
 
