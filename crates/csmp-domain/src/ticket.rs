@@ -81,6 +81,9 @@ pub struct Ticket {
     pub resolution_cycle: u32,
     /// The resolution cycle the last feedback was given for.
     pub feedback_cycle: Option<u32>,
+    /// Customer replies so far; each can start at most one next-response cycle.
+    #[serde(default)]
+    pub customer_replies: u32,
     pub refunds: BTreeMap<RefundId, Refund>,
     /// Issued refunds (within limit or approved), summed per currency.
     pub refunded: BTreeMap<Currency, i64>,
@@ -111,6 +114,7 @@ impl Ticket {
             acknowledged: false,
             resolution_cycle: 0,
             feedback_cycle: None,
+            customer_replies: 0,
             refunds: BTreeMap::new(),
             refunded: BTreeMap::new(),
             last_occurred_at: None,
@@ -452,7 +456,17 @@ impl Ticket {
                 if *cycle == 0 {
                     return Err(DomainError::invalid("cycle", "cycles count from 1"));
                 }
-                // Only next response starts a new cycle, on each customer reply.
+                // Only next response starts a new cycle, at most one per customer reply.
+                if *target == SlaTargetKind::NextResponse && *cycle > self.customer_replies {
+                    return Err(DomainError::invalid(
+                        "cycle",
+                        format!(
+                            "next_response cycle {cycle} cannot have started after {} customer \
+                             replies",
+                            self.customer_replies
+                        ),
+                    ));
+                }
                 if *target != SlaTargetKind::NextResponse && *cycle != 1 {
                     return Err(DomainError::invalid(
                         "cycle",
@@ -628,6 +642,7 @@ impl Ticket {
             EventPayload::Escalated(escalated) => self.tier = escalated.to,
             EventPayload::CustomerAsked(_) => self.status = TicketStatus::WaitingOnCustomer,
             EventPayload::CustomerReplied(_) => {
+                self.customer_replies = self.customer_replies.saturating_add(1);
                 if self.status == TicketStatus::WaitingOnCustomer {
                     self.status = TicketStatus::Open;
                 }

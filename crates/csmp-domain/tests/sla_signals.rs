@@ -2,7 +2,7 @@
 
 mod support;
 
-use csmp_domain::event::SlaSignal;
+use csmp_domain::event::{self, SlaSignal};
 use csmp_domain::{Command, DomainError, EventPayload, SlaSignalKind, SlaTargetKind, TicketStatus};
 use support::*;
 
@@ -50,14 +50,27 @@ fn the_same_signal_twice_is_refused() {
 
 #[test]
 fn another_cycle_of_next_response_is_a_new_signal() {
-    let given = given([
-        by(customer(), at(0), opened()),
-        by(system(), at(15), EventPayload::SlaBreached(signal(SlaTargetKind::NextResponse, 1))),
-    ]);
+    let replied = || EventPayload::CustomerReplied(event::CustomerReplied { message: "hi".into() });
+    let given = || {
+        given([
+            by(customer(), at(0), opened()),
+            by(tier1(), at(2), acknowledged("agent-1")),
+            by(customer(), at(3), replied()),
+            by(system(), at(15), EventPayload::SlaBreached(signal(SlaTargetKind::NextResponse, 1))),
+            by(customer(), at(20), replied()),
+        ])
+    };
 
-    given
+    given()
         .when(record(SlaTargetKind::NextResponse, 2, SlaSignalKind::Breach), ctx(system(), at(40)))
         .then(EventPayload::SlaBreached(signal(SlaTargetKind::NextResponse, 2)));
+    // Two replies start two cycles at most.
+    given()
+        .when(record(SlaTargetKind::NextResponse, 3, SlaSignalKind::Breach), ctx(system(), at(40)))
+        .then_error(DomainError::InvalidField {
+            field: "cycle",
+            reason: "next_response cycle 3 cannot have started after 2 customer replies".into(),
+        });
 }
 
 #[test]
