@@ -266,7 +266,11 @@ pub async fn tenant_section(
                 duration(a.resolution_median_seconds)
             )?;
         }
-        writeln!(out, "  (first response and resolution: medians of the tickets they took)")?;
+        writeln!(
+            out,
+            "  (a rating counts for the agent who acknowledged the ticket, else who resolved it; \
+             first response and resolution: medians of the tickets they acknowledged, resolved)"
+        )?;
     }
 
     // 6. Refunds.
