@@ -95,6 +95,7 @@ pub async fn tenant_section(
             .map_err(status_error("list queue"))?
             .into_inner();
         writeln!(out, "\nHead of the tier {tier} queue")?;
+        let now = chrono::Utc::now();
         if page.tickets.is_empty() {
             writeln!(out, "  (empty)")?;
         }
@@ -106,7 +107,7 @@ pub async fn tenant_section(
                 priority_name(t.priority),
                 customer_tier_name(t.customer_tier),
                 status_name(t.status),
-                sla_state(&t, chrono::Utc::now()),
+                sla_state(&t, now),
                 t.subject
             )?;
         }

@@ -165,7 +165,7 @@ impl Tickets {
 /// Earlier releases named the tenant and the ticket too (`sla:<tenant>:<ticket>:<target>:
 /// <cycle>:<kind>`); both forms end in the ticket's own key.
 fn ticket_signal_key(cause: &str) -> Option<String> {
-    let rest = cause.strip_prefix("sla:")?;
+    let rest = cause.strip_prefix(csmp_domain::ticket::SLA_REQUEST_PREFIX)?;
     let mut fields = rest.rsplitn(4, ':');
     let (kind, cycle, target) = (fields.next()?, fields.next()?, fields.next()?);
     let cycle: u32 = cycle.parse().ok()?;

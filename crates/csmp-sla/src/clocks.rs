@@ -186,7 +186,8 @@ impl SlaSignal {
 
 /// The key of a ticket's signal: see [`SlaSignal::key`].
 pub fn signal_key(target: &str, cycle: u32, kind: &str) -> String {
-    format!("sla:{target}:{cycle}:{kind}")
+    let prefix = csmp_domain::ticket::SLA_REQUEST_PREFIX;
+    format!("{prefix}{target}:{cycle}:{kind}")
 }
 
 /// A stretch during which a clock counts, `[from, to)`; `to` is `None` while it runs.
